@@ -1,0 +1,266 @@
+"""The record format every stage passes on, and its JSONL reader and writer.
+
+One JSON object per line. An article::
+
+    {"id": "3f1c...#0", "text": "...", "meta": {"article_id": "3f1c...", "date": "2025-03-11",
+     "source": "seeds/x.txt", "chunk": 0, "char_offset": 0}}
+
+A labelled document is the same object with ``entities``, ``relations``, ``annotator`` and ``status``::
+
+    "entities": [{"id": "e1", "start": 26, "end": 41, "label": "PERSON"}],
+    "relations": [{"id": "r1", "head": "e1", "tail": "e2", "label": "HAS_ROLE"}],
+    "annotator": "alice", "status": "confirmed"
+
+Offsets are Python code-point offsets into ``text``, ``end`` exclusive. Entities and relations may carry
+``attrs`` (e.g. ``{"negated": true}``, ``{"confidence": 0.8}``); an entity may carry the ``text`` it
+covers, which validation then checks. Conversions to other units happen at the edges (``offsets.py``).
+
+Reading is streaming and names file and line on every error; writing is atomic (temporary file in the
+same folder, then rename), so a failed run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError, OutputError
+
+STATUSES = ("confirmed", "unconfirmed", "predicted")
+
+
+@dataclass
+class Entity:
+    id: str
+    start: int
+    end: int
+    label: str
+    text: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "start": self.start, "end": self.end, "label": self.label}
+        if self.text is not None:
+            out["text"] = self.text
+        if self.attrs:
+            out["attrs"] = self.attrs
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entity:
+        _require(data, ("id", "start", "end", "label"), "entity")
+        start, end = data["start"], data["end"]
+        if not _is_int(start) or not _is_int(end):
+            raise ValueError(f"entity {data['id']!r}: start and end must be integers, got {start!r}, {end!r}")
+        return cls(
+            id=str(data["id"]),
+            start=start,
+            end=end,
+            label=str(data["label"]),
+            text=data.get("text"),
+            attrs=dict(data.get("attrs") or {}),
+        )
+
+
+@dataclass
+class Relation:
+    id: str
+    head: str
+    tail: str
+    label: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "head": self.head, "tail": self.tail, "label": self.label}
+        if self.attrs:
+            out["attrs"] = self.attrs
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Relation:
+        _require(data, ("id", "head", "tail", "label"), "relation")
+        return cls(
+            id=str(data["id"]),
+            head=str(data["head"]),
+            tail=str(data["tail"]),
+            label=str(data["label"]),
+            attrs=dict(data.get("attrs") or {}),
+        )
+
+
+@dataclass
+class Article:
+    """A normalised article (or a chunk of one): text and meta, no labels."""
+
+    id: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Article:
+        _require(data, ("id", "text"), "record")
+        return cls(id=str(data["id"]), text=_text(data), meta=_meta(data))
+
+
+@dataclass
+class LabelledDoc(Article):
+    """An article with entity spans and relations, as one annotator (or a model) left them."""
+
+    entities: list[Entity] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    annotator: str | None = None
+    status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["entities"] = [e.to_dict() for e in self.entities]
+        out["relations"] = [r.to_dict() for r in self.relations]
+        out["annotator"] = self.annotator
+        out["status"] = self.status
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LabelledDoc:
+        _require(data, ("id", "text"), "record")
+        entities = data.get("entities") or []
+        relations = data.get("relations") or []
+        if not isinstance(entities, list) or not isinstance(relations, list):
+            raise ValueError("'entities' and 'relations' must be lists")
+        return cls(
+            id=str(data["id"]),
+            text=_text(data),
+            meta=_meta(data),
+            entities=[Entity.from_dict(e) for e in entities],
+            relations=[Relation.from_dict(r) for r in relations],
+            annotator=data.get("annotator"),
+            status=data.get("status"),
+        )
+
+    @classmethod
+    def from_article(cls, article: Article, **kwargs: Any) -> LabelledDoc:
+        return cls(id=article.id, text=article.text, meta=dict(article.meta), **kwargs)
+
+    def entity_by_id(self) -> dict[str, Entity]:
+        return {e.id: e for e in self.entities}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(data: Any, keys: tuple[str, ...], what: str) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValueError(f"{what} is missing field(s) {', '.join(repr(k) for k in missing)}")
+
+
+def _text(data: dict[str, Any]) -> str:
+    if not isinstance(data["text"], str):
+        raise ValueError(f"'text' must be a string, got {type(data['text']).__name__}")
+    return data["text"]
+
+
+def _meta(data: dict[str, Any]) -> dict[str, Any]:
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"'meta' must be an object, got {type(meta).__name__}")
+    return dict(meta)
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def iter_json_lines(path: Path | str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for each non-blank line; malformed JSON names file and line."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror or err})", path=path) from err
+    with handle:
+        line_no = 0
+        try:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield line_no, json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise InputError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=line_no) from err
+        except UnicodeDecodeError as err:
+            raise InputError("not valid UTF-8", path=path, line=line_no + 1) from err
+
+
+def read_jsonl(path: Path | str, cls: type[Article] = LabelledDoc) -> Iterator[Any]:
+    """Stream records of type ``cls`` from a JSONL file."""
+    for line_no, obj in iter_json_lines(path):
+        try:
+            yield cls.from_dict(obj)
+        except (ValueError, TypeError) as err:
+            raise InputError(str(err), path=path, line=line_no) from err
+
+
+def read_docs(path: Path | str) -> Iterator[LabelledDoc]:
+    return read_jsonl(path, LabelledDoc)
+
+
+def read_articles(path: Path | str) -> Iterator[Article]:
+    return read_jsonl(path, Article)
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path | str, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write here ({err.strerror or err})") from err
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def dumps(obj: Any, *, ensure_ascii: bool = False) -> str:
+    return json.dumps(obj, ensure_ascii=ensure_ascii, separators=(", ", ": "))
+
+
+def write_jsonl(path: Path | str, items: Iterable[Any], *, ensure_ascii: bool = False) -> int:
+    """Atomically write records (objects with ``to_dict``) or plain dicts, one per line; return the count."""
+    count = 0
+    with atomic_writer(path) as handle:
+        for item in items:
+            obj = item.to_dict() if hasattr(item, "to_dict") else item
+            handle.write(dumps(obj, ensure_ascii=ensure_ascii))
+            handle.write("\n")
+            count += 1
+    return count
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    """Atomically write one JSON document (reports, summaries)."""
+    with atomic_writer(path) as handle:
+        json.dump(obj, handle, ensure_ascii=False, indent=2)
+        handle.write("\n")

@@ -1,0 +1,281 @@
+"""Label schemas: load and check a schema file, and validate labelled documents against it.
+
+A schema file is YAML or JSON (see ``annotate/schemas/diplomacy-defence.yaml``, the default)::
+
+    name: diplomacy-defence
+    entities:
+      - {name: PERSON, description: ..., colour: "#e6194b", shortcut: p}
+    relations:
+      - {name: HAS_ROLE, description: ..., head: [PERSON], tail: [ROLE], symmetric: false}
+
+Loading reports every problem in the file at once (duplicate labels, relation types naming unknown labels,
+bad colours or shortcuts). Validating a document reports every violation with the document id and the
+offsets involved: unknown labels, offsets outside the text, span text that does not match, duplicate or
+dangling ids, relation ends with disallowed labels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SchemaError
+from .records import LabelledDoc
+
+DEFAULT_SCHEMA_NAME = "diplomacy-defence.yaml"
+COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    name: str
+    description: str = ""
+    colour: str = "#888888"
+    shortcut: str | None = None
+
+
+@dataclass(frozen=True)
+class RelationType:
+    name: str
+    head: tuple[str, ...]
+    tail: tuple[str, ...]
+    description: str = ""
+    symmetric: bool = False
+    colour: str = "#888888"
+
+    def allows(self, head_label: str, tail_label: str) -> bool:
+        if head_label in self.head and tail_label in self.tail:
+            return True
+        return self.symmetric and tail_label in self.head and head_label in self.tail
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    entities: tuple[EntityLabel, ...]
+    relations: tuple[RelationType, ...]
+    guidelines: str = ""
+    version: int | str = 1
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def entity_labels(self) -> list[str]:
+        return [e.name for e in self.entities]
+
+    @property
+    def relation_labels(self) -> list[str]:
+        return [r.name for r in self.relations]
+
+    def relation(self, name: str) -> RelationType | None:
+        return next((r for r in self.relations if r.name == name), None)
+
+    def allowed_relations(self, head_label: str, tail_label: str) -> list[str]:
+        """Relation types whose head/tail labels admit this ordered pair."""
+        return [r.name for r in self.relations if head_label in r.head and tail_label in r.tail]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "guidelines": self.guidelines,
+            "entities": [
+                {"name": e.name, "description": e.description, "colour": e.colour, "shortcut": e.shortcut}
+                for e in self.entities
+            ],
+            "relations": [
+                {
+                    "name": r.name,
+                    "description": r.description,
+                    "head": list(r.head),
+                    "tail": list(r.tail),
+                    "symmetric": r.symmetric,
+                    "colour": r.colour,
+                }
+                for r in self.relations
+            ],
+        }
+
+
+def default_schema_path() -> Path:
+    return Path(str(resources.files("annotate") / "schemas" / DEFAULT_SCHEMA_NAME))
+
+
+def load_schema(path: Path | str | None = None) -> Schema:
+    """Load and check a schema file (the shipped diplomacy and defence schema when ``path`` is None)."""
+    path = Path(path) if path is not None else default_schema_path()
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SchemaError(f"{path}: cannot read schema file ({err.strerror or err})") from err
+    try:
+        data = json.loads(raw) if path.suffix.lower() == ".json" else yaml.safe_load(raw)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SchemaError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {err}".replace("\n", " ")) from err
+    return schema_from_dict(data, source=str(path))
+
+
+def schema_from_dict(data: Any, *, source: str | None = None) -> Schema:
+    where = f"{source}: " if source else ""
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}a schema must be a mapping with 'entities' and 'relations'")
+    problems: list[str] = []
+    entities = _parse_entities(data.get("entities"), problems)
+    known = {e.name for e in entities}
+    relations = _parse_relations(data.get("relations") or [], known, problems)
+    if problems:
+        raise SchemaError(f"{where}{len(problems)} problem(s): " + "; ".join(problems))
+    return Schema(
+        name=str(data.get("name") or (Path(source).stem if source else "schema")),
+        entities=tuple(entities),
+        relations=tuple(relations),
+        guidelines=str(data.get("guidelines") or ""),
+        version=data.get("version", 1),
+        source=source,
+    )
+
+
+def _parse_entities(items: Any, problems: list[str]) -> list[EntityLabel]:
+    if not isinstance(items, list) or not items:
+        problems.append("'entities' must be a non-empty list")
+        return []
+    out: list[EntityLabel] = []
+    seen: set[str] = set()
+    shortcuts: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not item.get("name"):
+            problems.append(f"entity #{i + 1} has no name")
+            continue
+        name = str(item["name"])
+        if not LABEL_RE.match(name):
+            problems.append(f"entity label {name!r} must start with a letter and use letters, digits, '_' or '-'")
+        if name in seen:
+            problems.append(f"duplicate entity label {name!r}")
+        seen.add(name)
+        colour = str(item.get("colour", item.get("color", "#888888")))
+        if not COLOUR_RE.match(colour):
+            problems.append(f"entity {name!r} has bad colour {colour!r} (expected #RRGGBB)")
+        shortcut = item.get("shortcut")
+        if shortcut is not None:
+            shortcut = str(shortcut)
+            if len(shortcut) != 1 or not shortcut.isalnum():
+                problems.append(f"entity {name!r} has bad shortcut {shortcut!r} (expected one letter or digit)")
+            elif shortcut.lower() in shortcuts:
+                problems.append(f"entity {name!r} reuses shortcut {shortcut!r} of {shortcuts[shortcut.lower()]!r}")
+            else:
+                shortcuts[shortcut.lower()] = name
+        out.append(EntityLabel(name=name, description=str(item.get("description", "")), colour=colour, shortcut=shortcut))
+    return out
+
+
+def _parse_relations(items: Any, known: set[str], problems: list[str]) -> list[RelationType]:
+    if not isinstance(items, list):
+        problems.append("'relations' must be a list")
+        return []
+    out: list[RelationType] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("name"):
+            problems.append(f"relation #{i + 1} has no name")
+            continue
+        name = str(item["name"])
+        if name in seen:
+            problems.append(f"duplicate relation type {name!r}")
+        seen.add(name)
+        ends = {}
+        for end in ("head", "tail"):
+            labels = item.get(end)
+            if labels is None:
+                labels = sorted(known)  # no restriction given: any entity label
+            if isinstance(labels, str):
+                labels = [labels]
+            unknown = [lab for lab in labels if lab not in known]
+            if unknown:
+                problems.append(f"relation {name!r} names unknown {end} label(s) {', '.join(map(repr, unknown))}")
+            ends[end] = tuple(str(lab) for lab in labels)
+        colour = str(item.get("colour", item.get("color", "#888888")))
+        if not COLOUR_RE.match(colour):
+            problems.append(f"relation {name!r} has bad colour {colour!r} (expected #RRGGBB)")
+        out.append(
+            RelationType(
+                name=name,
+                head=ends["head"],
+                tail=ends["tail"],
+                description=str(item.get("description", "")),
+                symmetric=bool(item.get("symmetric", False)),
+                colour=colour,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Violation:
+    doc_id: str
+    message: str
+    start: int | None = None
+    end: int | None = None
+
+    def __str__(self) -> str:
+        where = f" [{self.start}:{self.end}]" if self.start is not None else ""
+        return f"document {self.doc_id!r}{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "start": self.start, "end": self.end, "message": self.message}
+
+
+def validate_doc(doc: LabelledDoc, schema: Schema) -> list[Violation]:
+    """Every way ``doc`` breaks ``schema`` (empty list when it is valid)."""
+    out: list[Violation] = []
+    labels = set(schema.entity_labels)
+    n = len(doc.text)
+    entities: dict[str, Any] = {}
+    for ent in doc.entities:
+        v = lambda msg, e=ent: out.append(Violation(doc.id, msg, e.start, e.end))  # noqa: E731
+        if ent.id in entities:
+            v(f"duplicate entity id {ent.id!r}")
+        entities[ent.id] = ent
+        if ent.label not in labels:
+            v(f"unknown entity label {ent.label!r}")
+        if not (0 <= ent.start < ent.end <= n):
+            v(f"entity {ent.id!r} offsets out of range for text of length {n}")
+        elif ent.text is not None and doc.text[ent.start : ent.end] != ent.text:
+            v(f"entity {ent.id!r} text {ent.text!r} does not match {doc.text[ent.start:ent.end]!r}")
+    rel_ids: set[str] = set()
+    for rel in doc.relations:
+        if rel.id in rel_ids:
+            out.append(Violation(doc.id, f"duplicate relation id {rel.id!r}"))
+        rel_ids.add(rel.id)
+        rtype = schema.relation(rel.label)
+        head, tail = entities.get(rel.head), entities.get(rel.tail)
+        missing = [x for x, e in ((rel.head, head), (rel.tail, tail)) if e is None]
+        if missing:
+            out.append(Violation(doc.id, f"relation {rel.id!r} points to missing entity id(s) {', '.join(map(repr, missing))}"))
+        if rtype is None:
+            out.append(Violation(doc.id, f"unknown relation type {rel.label!r} in relation {rel.id!r}"))
+        elif head is not None and tail is not None and not rtype.allows(head.label, tail.label):
+            out.append(
+                Violation(
+                    doc.id,
+                    f"relation {rel.id!r} {rel.label} does not allow {head.label} -> {tail.label}",
+                    head.start,
+                    tail.end,
+                )
+            )
+    return out
+
+
+def validate_docs(docs: Iterable[LabelledDoc], schema: Schema) -> list[Violation]:
+    return [v for doc in docs for v in validate_doc(doc, schema)]
