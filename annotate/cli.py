@@ -56,6 +56,7 @@ SchemaOpt = Annotated[
     Path | None,
     typer.Option("--schema", help="Label schema file (YAML/JSON). Default: the shipped diplomacy-defence schema."),
 ]
+MAX_VIOLATIONS_SHOWN = 50
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON summary on stdout instead of a table.")]
 
 
@@ -82,6 +83,120 @@ def report(summary: dict[str, Any], *, as_json: bool, title: str, rows: Iterable
 
 # ------------------------------------------------------------------------------- foundation commands
 # (ingest, tasks, validate)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Files or folders: seed .txt, plain .txt, .jsonl, .html.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Articles JSONL to write.")],
+    max_chars: Annotated[int, typer.Option(help="Split articles longer than this at paragraph/sentence boundaries.")] = 2500,
+    near_dup_threshold: Annotated[float, typer.Option(help="MinHash Jaccard threshold for near duplicates; 0 turns the check off.")] = 0.8,
+    drop_near_duplicates: Annotated[bool, typer.Option(help="Drop near duplicates instead of only flagging them.")] = False,
+    text_field: Annotated[str, typer.Option(help="JSONL field holding the article text.")] = "text",
+    append: Annotated[bool, typer.Option(help="Keep the articles already in --out and add only new ones.")] = False,
+    report_path: Annotated[Path | None, typer.Option("--report", help="Dedup report JSON. Default: beside --out.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read raw articles, normalise, de-duplicate and chunk them into an articles JSONL.
+
+    Example: annotate ingest seeds/ --out corpora/demo/articles.jsonl
+    """
+    from .ingest import Ingestor
+    from .records import read_articles, write_json, write_jsonl
+
+    ingestor = Ingestor(
+        max_chars=max_chars,
+        near_threshold=near_dup_threshold,
+        drop_near_duplicates=drop_near_duplicates,
+        text_field=text_field,
+    )
+    existing = list(read_articles(out)) if append and out.exists() else []
+    ingestor.seed(existing)
+    stream = progress(ingestor.run(inputs), "ingesting")
+    written = write_jsonl(out, [*existing, *stream])
+    report_path = report_path or out.with_name(out.stem + ".ingest-report.json")
+    summary = {"out": str(out), "report": str(report_path), "written": written, **ingestor.report.to_dict()}
+    write_json(report_path, summary)
+    rows = [(k, summary[k]) for k in ("out", "report", "files", "read", "articles", "chunks", "written",
+                                      "exact_duplicates_dropped", "near_duplicates_flagged", "empty_dropped")]
+    report(summary, as_json=as_json, title="ingest", rows=rows)
+
+
+@app.command("tasks")
+def tasks_cmd(
+    articles: Annotated[Path, typer.Argument(help="Articles (or labelled records) JSONL from `annotate ingest`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Doccano import JSONL to write.")],
+    patterns: Annotated[bool, typer.Option("--patterns", help="Pre-annotate with the shipped gazetteer.")] = False,
+    patterns_file: Annotated[Path | None, typer.Option(help="Pre-annotate with this EntityRuler patterns JSONL.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Pre-annotate with a trained pipeline (annotate train).")] = None,
+    unit: Annotated[str, typer.Option(help="Offset unit of the Doccano UI: utf16 (default projects), grapheme, codepoint.")] = "utf16",
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn articles into Doccano import tasks, optionally with suggested spans and relations.
+
+    Example: annotate tasks corpora/demo/articles.jsonl --patterns --out corpora/demo/tasks.jsonl
+    """
+    from .preannotate import suggestion_counts
+    from .records import read_docs, write_jsonl
+    from .tasks import to_tasks
+
+    docs = list(progress(read_docs(articles), "reading"))
+    docs, source = _suggest(docs, patterns=patterns, patterns_file=patterns_file, model=model, schema_path=schema)
+    written = write_jsonl(out, to_tasks(docs, unit=unit), ensure_ascii=True)
+    ents, rels = suggestion_counts(docs)
+    summary = {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,
+               "entity_suggestions": dict(sorted(ents.items())), "relation_suggestions": dict(sorted(rels.items()))}
+    report(summary, as_json=as_json, title="tasks")
+
+
+def _suggest(docs: list, *, patterns: bool, patterns_file: Path | None, model: Path | None, schema_path: Path | None) -> tuple[list, str | None]:
+    from .schema import load_schema
+
+    if model is not None and (patterns or patterns_file):
+        raise typer.BadParameter("use either --model or --patterns/--patterns-file, not both")
+    if model is not None:
+        from .predict import load_model, predict_docs
+
+        return list(progress(predict_docs(load_model(model), docs), "predicting", total=len(docs))), str(model)
+    if patterns or patterns_file:
+        from .preannotate import PatternSuggester
+
+        suggester = PatternSuggester(load_schema(schema_path), patterns_file)
+        return list(progress(suggester.suggest(docs), "suggesting", total=len(docs))), "patterns"
+    return docs, None
+
+
+@app.command("validate")
+def validate_cmd(
+    records: Annotated[Path, typer.Argument(help="Labelled records JSONL.")],
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check labelled records against a schema; list every violation, exit 1 if there is any.
+
+    Example: annotate validate corpora/demo/labelled.jsonl --schema annotate/schemas/diplomacy-defence.yaml
+    """
+    from .errors import ValidationError
+    from .records import read_docs
+    from .schema import load_schema, validate_doc
+
+    sch = load_schema(schema)
+    violations = []
+    n = 0
+    for doc in progress(read_docs(records), "validating"):
+        n += 1
+        violations.extend(validate_doc(doc, sch))
+    summary = {"records": n, "schema": sch.name, "violations": [v.to_dict() for v in violations]}
+    if as_json:
+        report(summary, as_json=True, title="validate")
+    else:
+        for v in violations[:MAX_VIOLATIONS_SHOWN]:
+            err_console.print(str(v), markup=False, highlight=False)
+        report(summary, as_json=False, title="validate",
+               rows=[("records", n), ("schema", sch.name), ("violations", len(violations))])
+    if violations:
+        raise ValidationError(violations, source=str(records))
 
 # ------------------------------------------------------------------------------- doccano commands
 

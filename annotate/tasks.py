@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .offsets import OffsetMap, Unit
+from .errors import InputError
+from .offsets import UNITS, OffsetMap, Unit
 from .records import Article, LabelledDoc
 
 RECORD_ID_KEY = "record_id"
@@ -78,5 +79,7 @@ def to_task(doc: Article, *, unit: Unit = "utf16") -> dict[str, Any]:
 
 
 def to_tasks(docs: Iterable[Article], *, unit: Unit = "utf16") -> Iterator[dict[str, Any]]:
-    for doc in docs:
-        yield to_task(doc, unit=unit)
+    """Import rows for many records (the unit is checked before the first row is made)."""
+    if unit not in UNITS:
+        raise InputError(f"unknown offset unit {unit!r} (expected one of {', '.join(UNITS)})")
+    return (to_task(doc, unit=unit) for doc in docs)

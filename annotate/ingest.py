@@ -1,0 +1,400 @@
+"""Raw news articles -> normalised, de-duplicated, chunked :class:`~annotate.records.Article` records.
+
+Input formats (by file extension; a folder is searched recursively for these):
+
+- ``.txt`` in the seed format: first line ``date YYYY-MM-DD``, then the article text (the date goes to
+  ``meta.date``);
+- ``.txt`` plain text (any other first line);
+- ``.jsonl``: one article per line, the text under ``text`` (or ``--text-field``), meta from a ``meta``
+  object and from the other top-level keys;
+- ``.html``/``.htm``: a web page; article text, title and date extracted with trafilatura.
+
+Every text is normalised before any offset exists (:func:`normalise_text`): Unicode NFC, one kind of line
+break, invisible characters removed, runs of spaces collapsed, lines of a paragraph joined, paragraphs
+separated by one blank line. The article id is a hash of the normalised text, so re-ingesting is idempotent
+and a copy that differs only in whitespace is an exact duplicate. Exact duplicates are dropped; near
+duplicates (MinHash over word shingles) are flagged, or dropped on request; both are listed in the report.
+Long articles are split into chunks on paragraph, then sentence boundaries; each chunk records
+``article_id``, ``chunk`` and ``char_offset`` (where its text starts in the article).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from .errors import InputError
+from .records import Article, iter_json_lines
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
+DEFAULT_MAX_CHARS = 2500
+DEFAULT_NEAR_DUP_THRESHOLD = 0.8
+NUM_PERM = 64  # MinHash permutations: enough for a 0.8 threshold, cheap enough for >1,000 articles/s
+SHINGLE_WORDS = 5
+ID_LENGTH = 16
+
+SEED_HEADER = re.compile(r"^date\s+(\d{4}-\d{2}-\d{2})\s*$")
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")  # zero-width space, word joiner, BOM, soft hyphen
+_HSPACE = re.compile(r"[^\S\n]+")  # any run of whitespace except line breaks (tabs, NBSP, thin spaces...)
+_PARA_BREAK = re.compile(r"\n\s*\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’')\]]*\s+")
+_WORD = re.compile(r"\w+")
+
+
+# ------------------------------------------------------------------------------------ normalisation
+
+
+def normalise_text(text: str) -> str:
+    """The one normal form every offset refers to (see the module docstring)."""
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE.sub("", text)
+    text = _HSPACE.sub(" ", text)
+    paragraphs = []
+    for block in _PARA_BREAK.split(text):
+        para = " ".join(line.strip() for line in block.split("\n") if line.strip())
+        if para:
+            paragraphs.append(para)
+    return "\n\n".join(paragraphs)
+
+
+def article_id(text: str) -> str:
+    """A stable id from the normalised text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+# ------------------------------------------------------------------------------------------ readers
+
+
+@dataclass
+class RawArticle:
+    text: str
+    meta: dict[str, Any]
+    source: str
+
+
+def find_inputs(paths: Iterable[Path | str]) -> tuple[list[Path], list[Path]]:
+    """Expand folders into the supported files they hold; return ``(files, skipped)``."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            supported = [p for p in found if p.suffix.lower() in SUFFIXES]
+            if not supported:
+                raise InputError(f"no input files ({', '.join(SUFFIXES)}) in folder", path=path)
+            files.extend(supported)
+            skipped.extend(p for p in found if p.suffix.lower() not in SUFFIXES)
+        elif path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise InputError(f"unsupported file type {path.suffix!r} (expected one of {', '.join(SUFFIXES)})", path=path)
+            files.append(path)
+        else:
+            raise InputError("no such file or folder", path=path)
+    return files, skipped
+
+
+def read_raw(path: Path, *, text_field: str = "text") -> Iterator[RawArticle]:
+    """Yield the raw articles of one file, whatever its format."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _read_jsonl(path, text_field)
+        return
+    raw = _read_text_file(path)
+    if suffix in (".html", ".htm"):
+        yield _read_html(path, raw)
+    else:
+        yield _read_txt(path, raw)
+
+
+def _read_text_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not valid UTF-8 (byte {err.start})", path=path) from err
+    except OSError as err:
+        raise InputError(f"cannot read file ({err.strerror or err})", path=path) from err
+
+
+def _read_txt(path: Path, raw: str) -> RawArticle:
+    first, _, rest = raw.lstrip("\ufeff").partition("\n")
+    match = SEED_HEADER.match(first.strip())
+    meta: dict[str, Any] = {}
+    if match:
+        meta["date"] = _check_date(match.group(1), path, 1)
+        raw = rest
+    elif first.strip().lower().startswith("date "):
+        raise InputError(f"seed header {first.strip()!r} is not 'date YYYY-MM-DD'", path=path, line=1)
+    return RawArticle(text=raw, meta=meta, source=str(path))
+
+
+def _check_date(value: str, path: Path, line: int | None) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as err:
+        raise InputError(f"invalid date {value!r}", path=path, line=line) from err
+
+
+def _read_jsonl(path: Path, text_field: str) -> Iterator[RawArticle]:
+    for line_no, obj in iter_json_lines(path):
+        if not isinstance(obj, dict):
+            raise InputError("expected a JSON object", path=path, line=line_no)
+        text = obj.get(text_field)
+        if not isinstance(text, str):
+            raise InputError(f"missing text field {text_field!r}", path=path, line=line_no)
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InputError("'meta' must be an object", path=path, line=line_no)
+        meta = dict(meta)
+        for key, value in obj.items():
+            if key not in (text_field, "meta") and value is not None:
+                meta.setdefault("source_id" if key == "id" else key, value)
+        if isinstance(meta.get("date"), str):
+            meta["date"] = _check_date(meta["date"][:10], path, line_no)
+        yield RawArticle(text=text, meta=meta, source=f"{path}:{line_no}")
+
+
+BLOCK_TAGS = ("head", "p", "item", "quote", "cell")
+
+
+def _read_html(path: Path, raw: str) -> RawArticle:
+    # trafilatura's plain-text output runs paragraphs together on some pages; its XML output keeps the
+    # blocks, which we join with paragraph breaks ourselves.
+    import trafilatura
+    from lxml import etree
+
+    xml = trafilatura.extract(raw, output_format="xml", favor_recall=True, include_comments=False, with_metadata=True)
+    if not xml:
+        raise InputError("no article text found in HTML page", path=path)
+    root = etree.fromstring(xml.encode("utf-8"))
+    title = root.get("title") or ""
+    blocks = ["".join(el.itertext()).strip() for el in root.iter(*BLOCK_TAGS)]
+    if blocks and title and blocks[0] == title:
+        blocks = blocks[1:]
+    text = "\n\n".join(b for b in blocks if b)
+    if not text.strip():
+        raise InputError("no article text found in HTML page", path=path)
+    meta: dict[str, Any] = {}
+    if title:
+        meta["title"] = title
+    if root.get("date"):
+        meta["date"] = root.get("date")
+    return RawArticle(text=text, meta=meta, source=str(path))
+
+
+# --------------------------------------------------------------------------------------- chunking
+
+
+def _sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans, pos = [], start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        spans.append((pos, match.start()))
+        pos = match.end()
+    if pos < end:
+        spans.append((pos, end))
+    return spans
+
+
+def _hard_split(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Split an over-long sentence at the last space before the limit (or mid-word if there is none)."""
+    spans = []
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + 1, start + max_chars + 1)
+        if cut <= start:
+            cut = start + max_chars
+            spans.append((start, cut))
+            start = cut
+        else:
+            spans.append((start, cut))
+            start = cut + 1
+    spans.append((start, end))
+    return spans
+
+
+def chunk_spans(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[tuple[int, int]]:
+    """``(start, end)`` of chunks no longer than ``max_chars``, cut at paragraph, then sentence boundaries."""
+    if max_chars < 1:
+        raise InputError(f"max chars must be positive, got {max_chars}")
+    if len(text) <= max_chars:
+        return [(0, len(text))]
+    units: list[tuple[int, int]] = []
+    pos = 0
+    for match in [*re.finditer(r"\n\n", text), None]:
+        end = match.start() if match else len(text)
+        if end - pos <= max_chars:
+            units.append((pos, end))
+        else:
+            for s, e in _sentence_spans(text, pos, end):
+                units.extend(_hard_split(text, s, e, max_chars) if e - s > max_chars else [(s, e)])
+        pos = match.end() if match else len(text)
+    chunks: list[tuple[int, int]] = []
+    for start, end in units:
+        if chunks and end - chunks[-1][0] <= max_chars:
+            chunks[-1] = (chunks[-1][0], end)
+        else:
+            chunks.append((start, end))
+    return chunks
+
+
+# ------------------------------------------------------------------------------------------- dedup
+
+
+def _shingles(text: str) -> list[bytes]:
+    words = _WORD.findall(text.lower())
+    if len(words) < SHINGLE_WORDS:
+        return [" ".join(words).encode("utf-8")]
+    return [" ".join(words[i : i + SHINGLE_WORDS]).encode("utf-8") for i in range(len(words) - SHINGLE_WORDS + 1)]
+
+
+class Deduplicator:
+    """Exact duplicates by id; near duplicates by MinHash LSH (threshold 0 disables them)."""
+
+    def __init__(self, near_threshold: float = DEFAULT_NEAR_DUP_THRESHOLD) -> None:
+        if not 0 <= near_threshold <= 1:
+            raise InputError(f"near-duplicate threshold must be between 0 and 1, got {near_threshold}")
+        self.near_threshold = near_threshold
+        self.seen: dict[str, str] = {}  # article id -> source
+        self._lsh = MinHashLSH(threshold=near_threshold, num_perm=NUM_PERM) if near_threshold > 0 else None
+        self._hashes: dict[str, np.ndarray] = {}
+
+    def exact(self, art_id: str) -> str | None:
+        """The source of an earlier article with this id, if any."""
+        return self.seen.get(art_id)
+
+    def signature(self, text: str) -> MinHash | None:
+        if self._lsh is None:
+            return None
+        sig = MinHash(num_perm=NUM_PERM, seed=1)
+        sig.update_batch(_shingles(text))
+        return sig
+
+    def near(self, sig: MinHash | None) -> tuple[str, float] | None:
+        """The most similar earlier article above the threshold, with its estimated Jaccard similarity."""
+        if sig is None or self._lsh is None:
+            return None
+        best: tuple[str, float] | None = None
+        for other in self._lsh.query(sig):
+            sim = float(np.mean(self._hashes[other] == sig.hashvalues))
+            if sim >= self.near_threshold and (best is None or sim > best[1]):
+                best = (other, sim)
+        return best
+
+    def add(self, art_id: str, source: str, sig: MinHash | None) -> None:
+        self.seen[art_id] = source
+        if sig is not None and self._lsh is not None:
+            self._lsh.insert(art_id, sig)
+            self._hashes[art_id] = sig.hashvalues
+
+
+# ------------------------------------------------------------------------------------------ ingest
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    read: int = 0
+    articles: int = 0
+    chunks: int = 0
+    empty: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+    exact_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "read": self.read,
+            "articles": self.articles,
+            "chunks": self.chunks,
+            "exact_duplicates_dropped": len(self.exact_duplicates),
+            "near_duplicates_flagged": len(self.near_duplicates),
+            "empty_dropped": len(self.empty),
+            "skipped_files": self.skipped_files,
+            "exact_duplicates": self.exact_duplicates,
+            "near_duplicates": self.near_duplicates,
+            "empty": self.empty,
+        }
+
+
+class Ingestor:
+    """Streams Articles from input paths; :attr:`report` fills in as the stream is consumed."""
+
+    def __init__(
+        self,
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        near_threshold: float = DEFAULT_NEAR_DUP_THRESHOLD,
+        drop_near_duplicates: bool = False,
+        text_field: str = "text",
+    ) -> None:
+        self.max_chars = max_chars
+        self.drop_near = drop_near_duplicates
+        self.text_field = text_field
+        self.dedup = Deduplicator(near_threshold)
+        self.report = IngestReport()
+
+    def seed(self, articles: Iterable[Article]) -> None:
+        """Register already-ingested articles (``--append``), so they count as duplicates."""
+        texts: dict[str, list[str]] = {}
+        for art in articles:
+            aid = art.meta.get("article_id", art.id)
+            texts.setdefault(aid, []).append(art.text)
+        for aid, parts in texts.items():
+            self.dedup.add(aid, "existing output", self.dedup.signature("\n\n".join(parts)))
+
+    def run(self, paths: Iterable[Path | str]) -> Iterator[Article]:
+        files, skipped = find_inputs(paths)
+        self.report.files = len(files)
+        self.report.skipped_files = [str(p) for p in skipped]
+        for path in files:
+            for raw in read_raw(path, text_field=self.text_field):
+                yield from self.process(raw)
+
+    def process(self, raw: RawArticle) -> Iterator[Article]:
+        self.report.read += 1
+        text = normalise_text(raw.text)
+        if not text:
+            self.report.empty.append(raw.source)
+            return
+        aid = article_id(text)
+        earlier = self.dedup.exact(aid)
+        if earlier is not None:
+            self.report.exact_duplicates.append({"source": raw.source, "article_id": aid, "duplicate_of": earlier})
+            return
+        sig = self.dedup.signature(text)
+        near = self.dedup.near(sig)
+        if near is not None:
+            other, sim = near
+            self.report.near_duplicates.append(
+                {"source": raw.source, "article_id": aid, "similar_to": other, "similar_to_source": self.dedup.seen[other],
+                 "similarity": round(sim, 3), "dropped": self.drop_near}
+            )
+            if self.drop_near:
+                return
+        self.dedup.add(aid, raw.source, sig)
+        self.report.articles += 1
+        spans = chunk_spans(text, self.max_chars)
+        for i, (start, end) in enumerate(spans):
+            meta = {"article_id": aid, "chunk": i, "n_chunks": len(spans), "char_offset": start, "source": raw.source}
+            meta.update({k: v for k, v in raw.meta.items() if k not in meta})
+            self.report.chunks += 1
+            yield Article(id=f"{aid}#{i}", text=text[start:end], meta=meta)
+
+
+def ingest(paths: Iterable[Path | str], **options: Any) -> tuple[list[Article], IngestReport]:
+    """Convenience: ingest everything into memory (the CLI streams with :class:`Ingestor` instead)."""
+    ingestor = Ingestor(**options)
+    articles = list(ingestor.run(paths))
+    return articles, ingestor.report
