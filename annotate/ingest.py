@@ -171,11 +171,14 @@ BLOCK_TAGS = ("head", "p", "item", "quote", "cell")
 
 def _read_html(path: Path, raw: str) -> RawArticle:
     # trafilatura's plain-text output runs paragraphs together on some pages; its XML output keeps the
-    # blocks, which we join with paragraph breaks ourselves.
+    # blocks, which we join with paragraph breaks ourselves. Its precision mode keeps the page's paragraphs
+    # where the default mode's fallback extractors may merge them into one; the default is the fallback
+    # for pages where precision mode finds nothing.
     import trafilatura
     from lxml import etree
 
-    xml = trafilatura.extract(raw, output_format="xml", favor_recall=True, include_comments=False, with_metadata=True)
+    options = {"output_format": "xml", "include_comments": False, "with_metadata": True}
+    xml = trafilatura.extract(raw, favor_precision=True, **options) or trafilatura.extract(raw, **options)
     if not xml:
         raise InputError("no article text found in HTML page", path=path)
     root = etree.fromstring(xml.encode("utf-8"))
