@@ -64,6 +64,7 @@ class Schema:
     relations: tuple[RelationType, ...]
     guidelines: str = ""
     version: int | str = 1
+    examples: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -130,6 +131,7 @@ def schema_from_dict(data: Any, *, source: str | None = None) -> Schema:
     entities = _parse_entities(data.get("entities"), problems)
     known = {e.name for e in entities}
     relations = _parse_relations(data.get("relations") or [], known, problems)
+    _check_examples(data.get("examples") or [], known, {r.name: r for r in relations}, problems)
     if problems:
         raise SchemaError(f"{where}{len(problems)} problem(s): " + "; ".join(problems))
     return Schema(
@@ -138,6 +140,7 @@ def schema_from_dict(data: Any, *, source: str | None = None) -> Schema:
         relations=tuple(relations),
         guidelines=str(data.get("guidelines") or ""),
         version=data.get("version", 1),
+        examples=tuple(e for e in data.get("examples") or [] if isinstance(e, dict)),
         source=source,
     )
 
@@ -218,6 +221,25 @@ def _parse_relations(items: Any, known: set[str], problems: list[str]) -> list[R
     return out
 
 
+def _check_examples(examples: Any, known: set[str], relations: dict[str, RelationType], problems: list[str]) -> None:
+    """Worked examples must use the schema's own labels, spans present in their text, allowed relation ends."""
+    for i, ex in enumerate(examples if isinstance(examples, list) else []):
+        text = str(ex.get("text", "")) if isinstance(ex, dict) else ""
+        labels: dict[str, str] = {}
+        for span, label in (ex.get("entities") or []) if isinstance(ex, dict) else []:
+            if label not in known:
+                problems.append(f"example #{i + 1} uses unknown entity label {label!r}")
+            if span not in text:
+                problems.append(f"example #{i + 1} span {span!r} is not in its text")
+            labels[span] = label
+        for head, label, tail, *_ in (ex.get("relations") or []) if isinstance(ex, dict) else []:
+            rtype = relations.get(label)
+            if rtype is None:
+                problems.append(f"example #{i + 1} uses unknown relation type {label!r}")
+            elif head in labels and tail in labels and not rtype.allows(labels[head], labels[tail]):
+                problems.append(f"example #{i + 1}: {label} does not allow {labels[head]} -> {labels[tail]}")
+
+
 # ---------------------------------------------------------------------------------------- validation
 
 
@@ -279,3 +301,34 @@ def validate_doc(doc: LabelledDoc, schema: Schema) -> list[Violation]:
 
 def validate_docs(docs: Iterable[LabelledDoc], schema: Schema) -> list[Violation]:
     return [v for doc in docs for v in validate_doc(doc, schema)]
+
+
+# ---------------------------------------------------------------------------------------- guidelines
+
+
+def guidelines_markdown(schema: Schema) -> str:
+    """Annotation guidelines generated from the schema: general rules, then one table per kind of label."""
+    lines = [f"# Annotation guidelines: {schema.name} (schema version {schema.version})", ""]
+    if schema.guidelines.strip():
+        lines += ["## General rules", "", schema.guidelines.strip(), ""]
+    lines += ["## Entity labels", "", "| label | key | what it marks |", "| --- | --- | --- |"]
+    lines += [f"| {e.name} | {e.shortcut or ''} | {e.description} |" for e in schema.entities]
+    lines += ["", "## Relation types (head -> tail)", "", "| type | head | tail | meaning |", "| --- | --- | --- | --- |"]
+    for r in schema.relations:
+        meaning = r.description + (" (symmetric: annotate once)" if r.symmetric and "symmetric" not in r.description else "")
+        lines.append(f"| {r.name} | {', '.join(r.head)} | {', '.join(r.tail)} | {meaning} |")
+    if schema.examples:
+        lines += ["", "## Worked examples", ""]
+        for example in schema.examples:
+            lines += _example_lines(example)
+    return "\n".join(lines) + "\n"
+
+
+def _example_lines(example: dict[str, Any]) -> list[str]:
+    text = str(example.get("text", ""))
+    lines = [f"> {text}", ""]
+    lines += [f"- `{span}`: {label}" for span, label in (example.get("entities") or [])]
+    for rel in example.get("relations") or []:
+        head, label, tail, *attrs = rel
+        lines.append(f"- {label}({head} -> {tail})" + (f", {', '.join(attrs)}" if attrs else ""))
+    return lines + [""]

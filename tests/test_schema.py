@@ -102,3 +102,28 @@ def test_schema_reports_every_violation_with_id_and_offsets():
         "document 'd1': unknown relation type 'LIKES' in relation 'r2'",
         "document 'd1' [7:99]: relation 'r3' HAS_ROLE does not allow ROLE -> PERSON",
     ]
+
+
+def test_schema_guidelines_are_generated_from_the_schema():
+    from annotate.schema import guidelines_markdown
+
+    md = guidelines_markdown(load_schema())
+    assert md.startswith("# Annotation guidelines: diplomacy-defence (schema version 1)\n")
+    assert "| HAS_ROLE | PERSON | ROLE | the person holds the role |" in md
+    assert "| PERSON | p | a named person |" in md
+    assert "- SUPPLIES(United States -> Patriot), negated" in md
+
+
+@pytest.mark.parametrize(
+    ("example", "match"),
+    [
+        ({"text": "Kyiv", "entities": [["Kyiv", "CITY"]]}, "example #1 uses unknown entity label 'CITY'"),
+        ({"text": "Kyiv", "entities": [["Lviv", "A"]]}, "example #1 span 'Lviv' is not in its text"),
+        ({"text": "a b", "entities": [["a", "A"], ["b", "B"]], "relations": [["b", "R", "a"]]},
+         "example #1: R does not allow B -> A"),
+    ],
+)
+def test_schema_checks_worked_examples(example, match):
+    data = {"entities": ["A", "B"], "relations": [{"name": "R", "head": ["A"], "tail": ["B"]}], "examples": [example]}
+    with pytest.raises(SchemaError, match=match):
+        schema_from_dict(data)
