@@ -157,3 +157,14 @@ def test_ingest_append_keeps_existing_and_skips_known(tmp_path):
     added = list(ingestor.run([SEED, more]))
     assert [a.text for a in added] == ["A new article about the Black Sea."]
     assert ingestor.report.exact_duplicates[0]["duplicate_of"] == "existing output"
+
+
+def test_ingest_seeds_reproduce_the_gold_corpus_ids_and_texts():
+    """The gold corpus was labelled on `annotate ingest seeds/`: normalisation changes would orphan its labels."""
+    from annotate.records import read_docs
+
+    articles, report = ingest([SEED.parent])
+    gold = {d.id: d for d in read_docs(SEED.parents[1] / "corpora" / "seed-gold" / "labelled.jsonl")}
+    assert report.exact_duplicates == [] and report.near_duplicates == []
+    assert {a.id: a.text for a in articles} == {i: d.text for i, d in gold.items()}
+    assert {a.id: a.meta for a in articles} == {i: d.meta for i, d in gold.items()}
