@@ -1,0 +1,765 @@
+"""Per-label precision, recall and F1 for entities and relations: predicted records scored against gold.
+
+Inputs are two record files (``records.py`` format), matched by record id: the gold file holds one record
+per document (adjudicate per-annotator records first), the prediction file what a model produced. The
+result is a plain dict (written as ``metrics.json``); :func:`annotate.reports.write_outputs` adds a
+Markdown report, PNG plots and the full error list (presentation lives in ``reports.py``).
+
+Views (every count is per label, per document, so that documents can be resampled):
+
+* ``entities.exact`` -- an entity is the triple (start, end, label); a prediction is right when the gold
+  document holds the same triple.
+* ``entities.overlap`` -- lenient on boundaries: a prediction is right when it overlaps a gold span of the
+  same label. Matching is one-to-one and greedy (exact pairs first, then larger overlap first, then by
+  offsets), so precision and recall count the same pairs and a long prediction cannot claim two gold spans.
+* ``entities.span`` -- lenient on types: right span, any label (micro average only: it has no label).
+* ``relations.strict`` -- end to end: both entity spans *and* their labels right, and the relation type
+  right.
+* ``relations.classification`` -- relation typing given gold entities: a relation is (head span, tail span,
+  type), entity labels ignored, and only predictions whose two ends are both gold entity spans are scored
+  (the others are counted as ``outside_gold_pairs``). With a model (``annotate evaluate MODEL DATA``) the
+  relations scored here come from a second pass with the gold entities in ``doc.ents``
+  (:func:`predict_given_gold`): classification proper. From a predictions file, they are the end-to-end
+  predictions, and the view shows the relation step on the pairs the model found right.
+
+Relation types the schema marks ``symmetric`` (MEETS) are compared without direction: a relation predicted
+tail -> head counts as right. Duplicate entities or relations in one record (same key twice) count once;
+how many were dropped is reported under ``duplicates``. A relation whose head or tail id names no entity
+in its record is skipped and counted under ``dangling``.
+
+Undefined ratios follow scikit-learn's ``zero_division=0``: precision is 0 for a label with no predictions,
+recall 0 for a label with no gold. A label with neither gold nor predictions gets ``null`` scores and is
+left out of the macro average (it would drag it to zero for a label nobody used); a label with predictions
+but no gold stays in and scores 0. Micro averages pool the counts; macro averages are the unweighted mean
+of the per-label scores (F1 macro is the mean of the per-label F1s, as scikit-learn computes it).
+
+Confidence intervals: percentile bootstrap over documents (``n_boot`` resamples of the documents with
+replacement, a seeded ``numpy`` generator, so the same seed gives the same interval). All views share the
+same resamples, so intervals and paired differences are consistent. Comparing two runs
+(:func:`compare`) uses the per-document counts stored in both JSON files and a paired bootstrap over the
+documents they share: a difference whose interval contains 0 is noise at that level.
+
+Confusion matrices (scikit-learn): entity labels over span-matched pairs (exact span, one-to-one, same
+label first), with a ``none`` row for spurious predictions and a ``none`` column for missed gold; relation
+types over gold entity pairs (the classification view), with ``none`` likewise. The none/none cell is not
+counted (entity pairs that nobody related) and is always 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from .errors import InputError
+from .records import LabelledDoc, read_docs
+from .schema import Schema
+
+log = logging.getLogger(__name__)
+
+NONE = "none"
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_SEED = 0
+DEFAULT_CI = 0.95
+CONTEXT_CHARS = 40
+WORST_ERRORS = 25
+METRIC_KEYS = ("precision", "recall", "f1")
+ENTITY_VIEWS = ("entities.exact", "entities.overlap", "entities.span")
+RELATION_VIEWS = ("relations.strict", "relations.classification")
+VIEWS = ENTITY_VIEWS + RELATION_VIEWS
+ANY_LABEL = "*"  # the one pseudo-label of the label-agnostic span view
+ERROR_KINDS = ("wrong_label", "boundary", "boundary_and_label", "missed", "spurious")
+RELATION_ERROR_KINDS = ("missed_relation", "spurious_relation")
+
+Span = tuple[int, int, str]  # start, end, label
+Counts = dict[str, list[int]]  # label -> [tp, fp, fn]
+
+
+# ----------------------------------------------------------------------------------------- arithmetic
+
+
+def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    """Precision, recall, F1 and support from counts; ``None`` scores when there is neither gold nor prediction."""
+    out: dict[str, Any] = {"tp": tp, "fp": fp, "fn": fn, "support": tp + fn, "predicted": tp + fp}
+    if tp + fp + fn == 0:
+        out.update(precision=None, recall=None, f1=None)
+        return out
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    out.update(precision=precision, recall=recall, f1=f1)
+    return out
+
+
+def score_counts(counts: Counts, labels: Sequence[str]) -> dict[str, Any]:
+    """Per-label scores for ``labels`` (in that order), their micro and macro averages."""
+    per_label = {label: prf(*counts.get(label, [0, 0, 0])) for label in labels}
+    tp, fp, fn = (sum(counts.get(label, [0, 0, 0])[i] for label in labels) for i in range(3))
+    micro = prf(tp, fp, fn)
+    scored = [s for s in per_label.values() if s["f1"] is not None]
+    macro: dict[str, Any] = {k: (sum(s[k] for s in scored) / len(scored) if scored else None) for k in METRIC_KEYS}
+    macro["labels"] = len(scored)
+    return {"per_label": per_label, "micro": micro, "macro": macro}
+
+
+# ------------------------------------------------------------------------------------------ matching
+
+
+def greedy_pairs(
+    candidates: Iterable[tuple[Any, Any]],
+    ok: Callable[[Any, Any], bool],
+    rank: Callable[[Any, Any], tuple],
+) -> list[tuple[Any, Any]]:
+    """One-to-one (gold, predicted) pairs among ``candidates`` that ``ok`` accepts, best ``rank`` first.
+
+    Greedy rather than a maximum matching: deterministic (ties broken by the items themselves) and easy to
+    explain. Exact pairs always rank first, so only chains of partial overlaps (one prediction overlapping
+    two gold spans, one of which another prediction also overlaps) can pair fewer items than possible.
+    """
+    ranked = [(rank(g, p), g, p) for g, p in candidates if ok(g, p)]
+    ranked.sort(key=lambda c: (tuple(-x for x in c[0]), c[1], c[2]))
+    used_g: set[Any] = set()
+    used_p: set[Any] = set()
+    pairs: list[tuple[Any, Any]] = []
+    for _, g, p in ranked:
+        if g not in used_g and p not in used_p:
+            used_g.add(g)
+            used_p.add(p)
+            pairs.append((g, p))
+    return pairs
+
+
+def all_pairs(gold: Iterable[Any], pred: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """Every (gold, predicted) combination: candidates for small sets."""
+    pred = list(pred)
+    return [(g, p) for g in gold for p in pred]
+
+
+def overlapping(gold: Iterable[Span], pred: Iterable[Span]) -> list[tuple[Span, Span]]:
+    """(gold, predicted) spans that share at least one character, by bisecting predictions sorted by start.
+
+    Linear-ish instead of quadratic: only predictions starting within the longest prediction's length
+    before the gold span (and before its end) are looked at.
+    """
+    preds = sorted(pred)
+    starts = [p[0] for p in preds]
+    longest = max((p[1] - p[0] for p in preds), default=0)
+    out = []
+    for g in gold:
+        for p in preds[bisect_left(starts, g[0] - longest) : bisect_left(starts, g[1])]:
+            if p[1] > g[0]:
+                out.append((g, p))
+    return out
+
+
+def overlap(a: Span, b: Span) -> int:
+    """Number of characters two spans share (0 when they do not overlap)."""
+    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def _same_label_overlap(g: Span, p: Span) -> bool:
+    return g[2] == p[2] and overlap(g, p) > 0
+
+
+def _overlap_rank(g: Span, p: Span) -> tuple:
+    return (int(g == p), overlap(g, p))
+
+
+def _same_span(g: Span, p: Span) -> bool:
+    return g[:2] == p[:2]
+
+
+def _same_label_first(g: Span, p: Span) -> tuple:
+    return (int(g[2] == p[2]),)
+
+
+def overlap_pairs(gold: Iterable[Span], pred: Iterable[Span]) -> list[tuple[Span, Span]]:
+    """Lenient one-to-one pairs: same label, overlapping spans, exact pairs first then larger overlap."""
+    return greedy_pairs(overlapping(gold, pred), _same_label_overlap, _overlap_rank)
+
+
+def span_pairs(gold: Iterable[Span], pred: Iterable[Span]) -> list[tuple[Span, Span]]:
+    """One-to-one pairs with the same span, any label (same-label pairs first)."""
+    return greedy_pairs(overlapping(gold, pred), _same_span, _same_label_first)
+
+
+def pair_counts(
+    gold: set[Any], pred: set[Any], pairs: Iterable[tuple[Any, Any]], label_of: Callable[[Any], str]
+) -> Counts:
+    """Per-label [tp, fp, fn] from matched pairs: a pair is a tp of its gold label, leftovers fp / fn."""
+    counts: Counts = defaultdict(lambda: [0, 0, 0])
+    matched_g: set[Any] = set()
+    matched_p: set[Any] = set()
+    for g, p in pairs:
+        counts[label_of(g)][0] += 1
+        matched_g.add(g)
+        matched_p.add(p)
+    for p in pred - matched_p:
+        counts[label_of(p)][1] += 1
+    for g in gold - matched_g:
+        counts[label_of(g)][2] += 1
+    return dict(counts)
+
+
+def _label(item: tuple) -> str:
+    return item[-1]
+
+
+def _any(_: Any) -> str:
+    return ANY_LABEL
+
+
+def exact_counts(gold: set[Any], pred: set[Any]) -> Counts:
+    """Per-label [tp, fp, fn] for keys whose last element is the label (spans or relation keys)."""
+    return pair_counts(gold, pred, ((k, k) for k in gold & pred), _label)
+
+
+# ------------------------------------------------------------------------------------- record -> keys
+
+
+@dataclass
+class DocKeys:
+    """The comparable keys of one record, and what had to be dropped to build them."""
+
+    spans: set[Span] = field(default_factory=set)
+    relations: set[tuple] = field(default_factory=set)  # strict keys
+    relations_by_span: set[tuple] = field(default_factory=set)  # classification keys
+    duplicate_entities: int = 0
+    duplicate_relations: int = 0
+    dangling: int = 0
+
+
+def _ordered(head: tuple, tail: tuple, label: str, symmetric: frozenset[str]) -> tuple:
+    if label in symmetric and tail < head:
+        head, tail = tail, head
+    return (head, tail, label)
+
+
+def doc_keys(doc: LabelledDoc, symmetric: frozenset[str] = frozenset()) -> DocKeys:
+    """Entity spans, strict relation keys ((s, e, label), (s, e, label), type) and span-only relation keys."""
+    out = DocKeys()
+    for ent in doc.entities:
+        key = (ent.start, ent.end, ent.label)
+        if key in out.spans:
+            out.duplicate_entities += 1
+        out.spans.add(key)
+    by_id = {ent.id: (ent.start, ent.end, ent.label) for ent in doc.entities}
+    for rel in doc.relations:
+        head, tail = by_id.get(rel.head), by_id.get(rel.tail)
+        if head is None or tail is None:
+            out.dangling += 1
+            log.warning("document %r: relation %r points to a missing entity; skipped", doc.id, rel.id)
+            continue
+        key = _ordered(head, tail, rel.label, symmetric)
+        if key in out.relations:
+            out.duplicate_relations += 1
+        out.relations.add(key)
+        out.relations_by_span.add(_ordered(head[:2], tail[:2], rel.label, symmetric))
+    return out
+
+
+# --------------------------------------------------------------------------------- one document, scored
+
+
+@dataclass
+class DocScore:
+    """Everything computed for one (gold, prediction) pair of records."""
+
+    doc_id: str
+    counts: dict[str, Counts]  # view -> label -> [tp, fp, fn]
+    errors: list[dict[str, Any]]
+    entity_pairs: list[tuple[str, str]]  # (gold label or none, predicted label or none)
+    relation_pairs: list[tuple[str, str]]
+    outside_gold_pairs: int
+    duplicates: int
+    dangling: int
+
+
+def score_doc(
+    gold: LabelledDoc,
+    pred: LabelledDoc,
+    symmetric: frozenset[str] = frozenset(),
+    given_gold: LabelledDoc | None = None,
+) -> DocScore:
+    """Counts for every view, the error list and the confusion pairs of one document.
+
+    ``given_gold``, when there is one, is the model's prediction made over the gold entities: the
+    classification view and the relation confusion then score its relations instead of ``pred``'s.
+    """
+    g, p = doc_keys(gold, symmetric), doc_keys(pred, symmetric)
+    c = p if given_gold is None else doc_keys(given_gold, symmetric)
+    counts = {
+        "entities.exact": exact_counts(g.spans, p.spans),
+        "entities.overlap": pair_counts(g.spans, p.spans, overlap_pairs(g.spans, p.spans), _label),
+        "entities.span": pair_counts(g.spans, p.spans, span_pairs(g.spans, p.spans), _any),
+        "relations.strict": exact_counts(g.relations, p.relations),
+    }
+    gold_spans = {s[:2] for s in g.spans}
+    scored = {k for k in c.relations_by_span if k[0] in gold_spans and k[1] in gold_spans}
+    counts["relations.classification"] = exact_counts(g.relations_by_span, scored)
+    errors = entity_errors(gold, g.spans, p.spans) + relation_errors(gold, g.relations, p.relations)
+    return DocScore(
+        doc_id=gold.id,
+        counts=counts,
+        errors=errors,
+        entity_pairs=entity_confusion_pairs(g.spans, p.spans),
+        relation_pairs=relation_confusion_pairs(g.relations_by_span, scored, symmetric),
+        outside_gold_pairs=len(c.relations_by_span - scored),
+        duplicates=p.duplicate_entities + p.duplicate_relations + g.duplicate_entities + g.duplicate_relations,
+        dangling=g.dangling + p.dangling,
+    )
+
+
+def entity_confusion_pairs(gold: set[Span], pred: set[Span]) -> list[tuple[str, str]]:
+    """(gold label, predicted label) for span-matched pairs, plus (label, none) and (none, label)."""
+    pairs = span_pairs(gold, pred)
+    out = [(g[2], p[2]) for g, p in pairs]
+    out += [(g[2], NONE) for g in sorted(gold - {g for g, _ in pairs})]
+    out += [(NONE, p[2]) for p in sorted(pred - {p for _, p in pairs})]
+    return out
+
+
+def relation_confusion_pairs(gold: set[tuple], pred: set[tuple], symmetric: frozenset[str]) -> list[tuple[str, str]]:
+    """(gold type, predicted type) over entity pairs: same key first, then same pair with another type.
+
+    A pair matches in either direction when one of the two types is symmetric; a non-symmetric type
+    predicted backwards shows as (type, none) and (none, type).
+    """
+
+    def same_pair(g: tuple, q: tuple) -> bool:
+        if g[:2] == q[:2]:
+            return True
+        return (g[2] in symmetric or q[2] in symmetric) and g[:2] == (q[1], q[0])
+
+    pairs = greedy_pairs(all_pairs(gold, pred), same_pair, lambda g, q: (int(g == q),))
+    out = [(g[2], q[2]) for g, q in pairs]
+    out += [(g[2], NONE) for g in sorted(gold - {g for g, _ in pairs})]
+    out += [(NONE, q[2]) for q in sorted(pred - {q for _, q in pairs})]
+    return out
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def context(text: str, start: int, end: int, width: int = CONTEXT_CHARS) -> str:
+    """``…left [[span]] right…`` on one line, ``width`` characters either side."""
+    left = text[max(0, start - width) : start]
+    right = text[end : end + width]
+    pre = "…" if start - width > 0 else ""
+    post = "…" if end + width < len(text) else ""
+    return " ".join(f"{pre}{left}[[{text[start:end]}]]{right}{post}".split())
+
+
+def _span_dict(text: str, span: Span | None) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    return {"start": span[0], "end": span[1], "label": span[2], "text": text[span[0] : span[1]]}
+
+
+def _error(doc: LabelledDoc, kind: str, gold: Span | None, pred: Span | None) -> dict[str, Any]:
+    spans = [s for s in (gold, pred) if s is not None]
+    start, end = min(s[0] for s in spans), max(s[1] for s in spans)
+    return {
+        "doc_id": doc.id,
+        "kind": kind,
+        "gold": _span_dict(doc.text, gold),
+        "pred": _span_dict(doc.text, pred),
+        "context": context(doc.text, start, end),
+    }
+
+
+def entity_errors(doc: LabelledDoc, gold: set[Span], pred: set[Span]) -> list[dict[str, Any]]:
+    """Every entity error, each span in at most one: after exact matches are removed, in this order,
+
+    ``wrong_label`` (same span, other label), ``boundary`` (overlap, same label), ``boundary_and_label``
+    (overlap, other label), then ``missed`` gold and ``spurious`` predictions.
+    """
+    gold_left, pred_left = set(gold - pred), set(pred - gold)
+    steps: list[tuple[str, Callable[[Span, Span], bool], Callable[[Span, Span], tuple]]] = [
+        ("wrong_label", _same_span, lambda g, p: (0,)),
+        ("boundary", _same_label_overlap, _overlap_rank),
+        ("boundary_and_label", lambda g, p: overlap(g, p) > 0, _overlap_rank),
+    ]
+    errors: list[dict[str, Any]] = []
+    for kind, ok, rank in steps:
+        for g, p in greedy_pairs(overlapping(gold_left, pred_left), ok, rank):
+            gold_left.discard(g)
+            pred_left.discard(p)
+            errors.append(_error(doc, kind, g, p))
+    errors += [_error(doc, "missed", g, None) for g in sorted(gold_left)]
+    errors += [_error(doc, "spurious", None, p) for p in sorted(pred_left)]
+    errors.sort(key=lambda e: ((e["gold"] or e["pred"])["start"], e["kind"]))
+    return errors
+
+
+def relation_errors(doc: LabelledDoc, gold: set[tuple], pred: set[tuple]) -> list[dict[str, Any]]:
+    """Strict-view relation errors: gold relations not predicted, predicted relations not in gold."""
+    out = []
+    for kind, keys in (("missed_relation", gold - pred), ("spurious_relation", pred - gold)):
+        for head, tail, label in sorted(keys):
+            start, end = min(head[0], tail[0]), max(head[1], tail[1])
+            out.append(
+                {
+                    "doc_id": doc.id,
+                    "kind": kind,
+                    "relation": label,
+                    "head": _span_dict(doc.text, head),
+                    "tail": _span_dict(doc.text, tail),
+                    "context": context(doc.text, start, end),
+                }
+            )
+    return out
+
+
+def worst_errors(scores: Sequence[DocScore], limit: int = WORST_ERRORS) -> list[dict[str, Any]]:
+    """Errors of the documents with the most errors first (ties by id), at most ``limit``."""
+    ranked = sorted(scores, key=lambda s: (-len(s.errors), s.doc_id))
+    return [err for s in ranked for err in s.errors][:limit]
+
+
+# ---------------------------------------------------------------------------------------- bootstrap
+
+
+def _count_array(scores: Sequence[DocScore], view: str, labels: Sequence[str]) -> np.ndarray:
+    """Shape (documents, labels, 3): per-document [tp, fp, fn] for each label."""
+    arr = np.zeros((len(scores), len(labels), 3), dtype=np.int64)
+    index = {label: i for i, label in enumerate(labels)}
+    for d, score in enumerate(scores):
+        for label, c in score.counts[view].items():
+            arr[d, index[label]] = c
+    return arr
+
+
+def _prf_arrays(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised :func:`prf` over the last axis ([tp, fp, fn]); NaN where a label has no gold and no prediction."""
+    tp, fp, fn = sums[..., 0].astype(float), sums[..., 1].astype(float), sums[..., 2].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    empty = (tp + fp + fn) == 0
+    return {k: np.where(empty, np.nan, v) for k, v in zip(METRIC_KEYS, (precision, recall, f1), strict=True)}
+
+
+def resample_weights(n_docs: int, n_boot: int, seed: int) -> np.ndarray:
+    """Shape (n_boot, n_docs): how often each document is drawn in each resample (with replacement)."""
+    rng = np.random.default_rng(seed)
+    if n_docs == 0:
+        return np.zeros((n_boot, 0), dtype=np.int64)
+    return rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=n_boot)
+
+
+def _interval(values: np.ndarray, ci: float) -> list[float] | None:
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return None
+    tail = (1 - ci) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def bootstrap_intervals(counts: np.ndarray, labels: Sequence[str], weights: np.ndarray, ci: float) -> dict[str, Any]:
+    """Percentile intervals of per-label, micro and macro scores over document resamples."""
+    if weights.shape[0] == 0 or counts.shape[0] == 0:
+        return {}
+    sums = np.einsum("bd,dlk->blk", weights, counts)  # (n_boot, labels, 3)
+    per_label = _prf_arrays(sums)
+    micro = _prf_arrays(sums.sum(axis=1))
+    out: dict[str, Any] = {"per_label": {}, "micro": {}, "macro": {}}
+    for i, label in enumerate(labels):
+        out["per_label"][label] = {k: _interval(per_label[k][:, i], ci) for k in METRIC_KEYS}
+    for k in METRIC_KEYS:
+        out["micro"][k] = _interval(micro[k], ci)
+        scored = per_label[k]
+        with np.errstate(invalid="ignore"):
+            present = (~np.isnan(scored)).sum(axis=1)
+            macro = np.where(present > 0, np.nansum(scored, axis=1) / np.maximum(present, 1), np.nan)
+        out["macro"][k] = _interval(macro, ci)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+
+
+def _index_gold(gold_docs: Iterable[LabelledDoc], source: str) -> dict[str, LabelledDoc]:
+    out: dict[str, LabelledDoc] = {}
+    for doc in gold_docs:
+        if doc.id in out:
+            raise InputError(
+                f"gold record id {doc.id!r} appears twice (per-annotator records? run `annotate adjudicate` first)",
+                path=source,
+            )
+        out[doc.id] = doc
+    return out
+
+
+def ordered_labels(schema_labels: Sequence[str], seen: Iterable[str]) -> list[str]:
+    """Schema labels in schema order, then any other label seen in the data, sorted."""
+    extra = sorted(set(seen) - set(schema_labels))
+    return list(schema_labels) + extra
+
+
+def _view_labels(scores: Sequence[DocScore], schema: Schema | None) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = defaultdict(set)
+    for s in scores:
+        for view, counts in s.counts.items():
+            seen[view].update(counts)
+    ent = ordered_labels(schema.entity_labels if schema else [], seen["entities.exact"] | seen["entities.overlap"])
+    rel = ordered_labels(
+        schema.relation_labels if schema else [], seen["relations.strict"] | seen["relations.classification"]
+    )
+    return {
+        "entities.exact": ent,
+        "entities.overlap": ent,
+        "entities.span": [ANY_LABEL],
+        "relations.strict": rel,
+        "relations.classification": rel,
+    }
+
+
+def _confusion(pairs: Sequence[tuple[str, str]], labels: Sequence[str]) -> dict[str, Any]:
+    """Confusion matrix (rows gold, columns predicted) with scikit-learn; labels never seen are dropped."""
+    used = [label for label in labels if any(label in pair for pair in pairs)] + [NONE]
+    if pairs:
+        matrix = confusion_matrix([g for g, _ in pairs], [p for _, p in pairs], labels=used).tolist()
+    else:
+        matrix = [[0] * len(used) for _ in used]
+    return {"labels": used, "matrix": matrix}
+
+
+def evaluate(
+    pred_docs: Iterable[LabelledDoc],
+    gold_docs: Iterable[LabelledDoc],
+    *,
+    schema: Schema | None = None,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    ci: float = DEFAULT_CI,
+    worst: int = WORST_ERRORS,
+    gold_source: str = "gold",
+    given_gold: Iterable[LabelledDoc] | None = None,
+) -> dict[str, Any]:
+    """Score predictions against gold records (matched by id); return the metrics dict (see module doc).
+
+    A gold document with no prediction is scored as an empty prediction (listed in ``missing_predictions``);
+    a prediction with no gold record cannot be scored and is listed in ``unmatched_predictions``. A record
+    pair whose texts differ raises :class:`InputError`: offsets into different texts cannot be compared.
+    ``given_gold``: the model's predictions made over the gold entities (:func:`predict_given_gold`), used
+    for the ``relations.classification`` view when given (``classification_source`` says which was used).
+    """
+    if not 0 < ci < 1:
+        raise InputError(f"confidence level must be between 0 and 1, got {ci}")
+    gold = _index_gold(gold_docs, gold_source)
+    preds: dict[str, LabelledDoc] = {}
+    for doc in pred_docs:
+        if doc.id in preds:
+            raise InputError(f"prediction record id {doc.id!r} appears twice")
+        preds[doc.id] = doc
+    symmetric = frozenset(r.name for r in schema.relations if r.symmetric) if schema else frozenset()
+    over_gold = {doc.id: doc for doc in given_gold} if given_gold is not None else None
+    scores, missing = [], []
+    for doc_id, gdoc in gold.items():
+        pdoc = preds.get(doc_id)
+        if pdoc is None:
+            missing.append(doc_id)
+            pdoc = LabelledDoc(id=doc_id, text=gdoc.text)
+        elif pdoc.text != gdoc.text:
+            raise InputError(f"document {doc_id!r}: predicted and gold texts differ; offsets cannot be compared")
+        cdoc = None if over_gold is None else over_gold.get(doc_id, LabelledDoc(id=doc_id, text=gdoc.text))
+        scores.append(score_doc(gdoc, pdoc, symmetric, cdoc))
+    result = summarise(
+        scores,
+        schema=schema,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        worst=worst,
+        missing=missing,
+        unmatched=sorted(set(preds) - set(gold)),
+    )
+    result["classification_source"] = (
+        "predicted over gold entities" if over_gold is not None else "end-to-end predictions"
+    )
+    return result
+
+
+def predict_given_gold(nlp: Any, gold_docs: Iterable[LabelledDoc]) -> Iterator[LabelledDoc]:
+    """Run ``nlp`` on each gold record with the gold entities in ``doc.ents`` and every pipe that sets
+    entities (``ner``, rulers: those whose meta says they assign ``doc.ents``) skipped, so that the relation
+    component classifies gold entity pairs. Entities are aligned to tokens by :func:`docbin.doc_from_record`
+    (expanded to token boundaries, overlaps resolved longest-first), as in training.
+    """
+    from .docbin import ENTITIES_KEY, RELATIONS_KEY, doc_from_record, record_from_doc
+
+    skip = {name for name in nlp.pipe_names if "doc.ents" in nlp.get_pipe_meta(name).assigns}
+    for record in gold_docs:
+        doc, _ = doc_from_record(nlp, record)
+        doc.user_data.pop(RELATIONS_KEY, None)  # the gold relations must not leak into the prediction
+        doc.user_data.pop(ENTITIES_KEY, None)
+        for name, pipe in nlp.pipeline:
+            if name not in skip:
+                doc = pipe(doc)
+        yield record_from_doc(doc, doc_id=record.id, meta=record.meta, status="predicted")
+
+
+def summarise(
+    scores: Sequence[DocScore],
+    *,
+    schema: Schema | None,
+    n_boot: int,
+    seed: int,
+    ci: float,
+    worst: int = WORST_ERRORS,
+    missing: Sequence[str] = (),
+    unmatched: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Aggregate document scores into the metrics dict: views, intervals, confusions, errors, per-doc counts."""
+    labels = _view_labels(scores, schema)
+    weights = resample_weights(len(scores), n_boot, seed)
+    views: dict[str, Any] = {}
+    per_doc: dict[str, Any] = {}
+    for view in VIEWS:
+        arr = _count_array(scores, view, labels[view])
+        totals = {label: arr[:, i].sum(axis=0).tolist() for i, label in enumerate(labels[view])}
+        views[view] = score_counts(totals, labels[view])
+        views[view]["ci"] = bootstrap_intervals(arr, labels[view], weights, ci)
+        per_doc[view] = {"labels": labels[view], "docs": {s.doc_id: arr[d].tolist() for d, s in enumerate(scores)}}
+    kinds = Counter(err["kind"] for s in scores for err in s.errors)
+    return {
+        "documents": len(scores),
+        "bootstrap": {"resamples": n_boot, "seed": seed, "confidence": ci},
+        "views": views,
+        "errors": {kind: kinds.get(kind, 0) for kind in ERROR_KINDS + RELATION_ERROR_KINDS},
+        "confusion": {
+            "entities": _confusion([p for s in scores for p in s.entity_pairs], labels["entities.exact"]),
+            "relations": _confusion([p for s in scores for p in s.relation_pairs], labels["relations.strict"]),
+        },
+        "outside_gold_pairs": sum(s.outside_gold_pairs for s in scores),
+        "duplicates": sum(s.duplicates for s in scores),
+        "dangling": sum(s.dangling for s in scores),
+        "missing_predictions": list(missing),
+        "unmatched_predictions": list(unmatched),
+        "worst_errors": worst_errors(scores, worst),
+        "per_doc": per_doc,
+        "_all_errors": [err for s in scores for err in s.errors],
+    }
+
+
+def evaluate_files(
+    pred_path: Path,
+    gold_path: Path,
+    *,
+    schema: Schema | None = None,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    ci: float = DEFAULT_CI,
+) -> dict[str, Any]:
+    """:func:`evaluate` over two record files."""
+    return evaluate(
+        read_docs(pred_path),
+        read_docs(gold_path),
+        schema=schema,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        gold_source=str(gold_path),
+    )
+
+
+# ------------------------------------------------------------------------------------------- compare
+
+
+def _micro_f1_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Micro F1 per resample from (n_boot, labels, 3) sums; NaN when a resample has nothing to score."""
+    return _prf_arrays(sums.sum(axis=1))["f1"]
+
+
+def _aligned_counts(per_doc: dict[str, Any], doc_ids: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(per_doc["labels"])}
+    arr = np.zeros((len(doc_ids), len(labels), 3), dtype=np.int64)
+    for d, doc_id in enumerate(doc_ids):
+        row = per_doc["docs"][doc_id]
+        for j, label in enumerate(labels):
+            if label in index:
+                arr[d, j] = row[index[label]]
+    return arr
+
+
+def compare(
+    ours: dict[str, Any], theirs: dict[str, Any], *, n_boot: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Side-by-side micro F1 and per-label F1 of two metrics dicts, with a paired bootstrap of the difference.
+
+    The difference is ``ours - theirs``. Its interval comes from resampling the documents both runs
+    scored (the same resample for both runs); without per-document counts in both dicts it is ``null``.
+    ``noise`` is true when that interval contains 0.
+    """
+    boot = ours.get("bootstrap", {})
+    n_boot = n_boot if n_boot is not None else int(boot.get("resamples", DEFAULT_BOOTSTRAP))
+    seed = seed if seed is not None else int(boot.get("seed", DEFAULT_SEED))
+    ci = float(boot.get("confidence", DEFAULT_CI))
+    out: dict[str, Any] = {"views": {}}
+    for view in VIEWS:
+        a, b = ours["views"].get(view), theirs.get("views", {}).get(view)
+        if a is None or b is None:
+            continue
+        entry: dict[str, Any] = {
+            "ours": a["micro"]["f1"],
+            "theirs": b["micro"]["f1"],
+            "delta": _delta(a["micro"]["f1"], b["micro"]["f1"]),
+            "per_label": {
+                label: {
+                    "ours": a["per_label"].get(label, {}).get("f1"),
+                    "theirs": b["per_label"].get(label, {}).get("f1"),
+                    "delta": _delta(a["per_label"].get(label, {}).get("f1"), b["per_label"].get(label, {}).get("f1")),
+                }
+                for label in ordered_labels(list(a["per_label"]), b["per_label"])
+            },
+        }
+        entry.update(
+            _paired_delta(ours.get("per_doc", {}).get(view), theirs.get("per_doc", {}).get(view), n_boot, seed, ci)
+        )
+        out["views"][view] = entry
+    return out
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _paired_delta(
+    a: dict[str, Any] | None, b: dict[str, Any] | None, n_boot: int, seed: int, ci: float
+) -> dict[str, Any]:
+    if not a or not b:
+        return {"shared_documents": 0, "delta_ci": None, "noise": None}
+    shared = sorted(set(a["docs"]) & set(b["docs"]))
+    labels = ordered_labels(a["labels"], b["labels"])
+    if not shared:
+        return {"shared_documents": 0, "delta_ci": None, "noise": None}
+    weights = resample_weights(len(shared), n_boot, seed)
+    ours = np.einsum("bd,dlk->blk", weights, _aligned_counts(a, shared, labels))
+    theirs = np.einsum("bd,dlk->blk", weights, _aligned_counts(b, shared, labels))
+    interval = _interval(_micro_f1_from_sums(ours) - _micro_f1_from_sums(theirs), ci)
+    noise = None if interval is None else bool(interval[0] <= 0 <= interval[1])
+    return {"shared_documents": len(shared), "delta_ci": interval, "noise": noise}
+
+
+def load_metrics(path: Path) -> dict[str, Any]:
+    """Read a ``metrics.json`` written by :func:`annotate.reports.write_outputs` (for ``--against``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"cannot read metrics file ({err.strerror or err})", path=path) from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from err
+    if not isinstance(data, dict) or "views" not in data:
+        raise InputError("not a metrics file written by `annotate evaluate` (no 'views')", path=path)
+    return data
