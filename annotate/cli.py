@@ -47,7 +47,9 @@ app = typer.Typer(
 doccano_app = typer.Typer(help="Run a local Doccano, push tasks to it, pull labels back.", no_args_is_help=True)
 import_app = typer.Typer(help="Import other corpora (re3d, ...) as records.", no_args_is_help=True)
 app.add_typer(doccano_app, name="doccano")
+schema_app = typer.Typer(help="Check a label schema file and generate annotation guidelines from it.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(schema_app, name="schema")
 
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -167,6 +169,40 @@ def _suggest(docs: list, *, patterns: bool, patterns_file: Path | None, model: P
     return docs, None
 
 
+@schema_app.command("check")
+def schema_check_cmd(
+    path: Annotated[Path | None, typer.Argument(help="Schema file (YAML/JSON). Default: the shipped schema.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a schema file and report every problem in it (duplicate labels, unknown labels, bad colours).
+
+    Example: annotate schema check my-schema.yaml
+    """
+    from .schema import load_schema
+
+    sch = load_schema(path)
+    summary = {"schema": sch.name, "source": sch.source, "entity_labels": sch.entity_labels,
+               "relation_types": sch.relation_labels}
+    report(summary, as_json=as_json, title="schema")
+
+
+@schema_app.command("guidelines")
+def schema_guidelines_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown file to write.")],
+    schema: SchemaOpt = None,
+) -> None:
+    """Write annotation guidelines (labels, keys, allowed relation ends) generated from a schema.
+
+    Example: annotate schema guidelines --out docs/guidelines.md
+    """
+    from .records import atomic_writer
+    from .schema import guidelines_markdown, load_schema
+
+    with atomic_writer(out) as handle:
+        handle.write(guidelines_markdown(load_schema(schema)))
+    err_console.print(f"wrote {out}")
+
+
 @app.command("validate")
 def validate_cmd(
     records: Annotated[Path, typer.Argument(help="Labelled records JSONL.")],
@@ -200,9 +236,392 @@ def validate_cmd(
 
 # ------------------------------------------------------------------------------- doccano commands
 
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data dir of the embedded Doccano (default: $ANNOTATE_DOCCANO_HOME or <repo>/.doccano)."),
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="A Doccano of your own (default: the embedded server started by `annotate doccano serve`).")
+]
+ProjectOpt = Annotated[str, typer.Option("--project", help="Doccano project name.")]
+
+
+def _doccano_credentials() -> Any:
+    """Login from ANNOTATE_DOCCANO_USER / ANNOTATE_DOCCANO_PASSWORD, or a hidden prompt; never stored."""
+    from . import doccano_server
+
+    found = doccano_server.credentials_from_env()
+    if found is not None:
+        return found
+    username = doccano_server.username_from_env()
+    password = typer.prompt(f"Doccano password for {username}", hide_input=True, err=True)
+    return doccano_server.Credentials(username, password)
+
+
+@doccano_app.command("install")
+def doccano_install_cmd(
+    venv: Annotated[Path | None, typer.Option("--venv", help="Where (default: $ANNOTATE_DOCCANO_VENV or <repo>/.venv-doccano).")] = None,
+) -> None:
+    """Install Doccano 1.8.4 in its own virtual environment (about a minute, from PyPI).
+
+    Example: annotate doccano install
+    """
+    from . import doccano_server
+
+    path = doccano_server.ensure_installed(venv)
+    report({"venv": str(path), "doccano": doccano_server.DOCCANO_VERSION}, as_json=False, title="Doccano installed")
+
+
+@doccano_app.command("serve")
+def doccano_serve_cmd(
+    data_dir: DataDirOpt = None,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the embedded Doccano (web server on 127.0.0.1 + Celery worker) in the background; print its URL.
+
+    The admin is $ANNOTATE_DOCCANO_USER (default admin) with password $ANNOTATE_DOCCANO_PASSWORD; a new
+    admin without one gets a random password, shown here once.
+
+    Example: ANNOTATE_DOCCANO_PASSWORD=... annotate doccano serve --port 8000
+    """
+    from . import doccano_server
+
+    result = doccano_server.start(data_dir, port=port, credentials=doccano_server.credentials_from_env())
+    summary = {"url": result.info.url, "data_dir": result.info.data_dir, "already_running": result.already_running,
+               "web_pid": result.info.web_pid, "worker_pid": result.info.worker_pid}
+    report(summary, as_json=as_json, title="Doccano running")
+    if result.generated_password:
+        err_console.print(f"generated admin password (shown once, not stored): {result.generated_password}", markup=False)
+
+
+@doccano_app.command("stop")
+def doccano_stop_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop the embedded Doccano started by `annotate doccano serve` (by the pids in its data dir).
+
+    Example: annotate doccano stop
+    """
+    from . import doccano_server
+
+    stopped = doccano_server.stop(data_dir)
+    report({"stopped": stopped}, as_json=as_json, title="Doccano")
+
+
+@doccano_app.command("push")
+def doccano_push_cmd(
+    tasks_or_records: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Records JSONL or `annotate tasks` output.")],
+    project: ProjectOpt,
+    url: UrlOpt = None,
+    schema: SchemaOpt = None,
+    member: Annotated[list[str] | None, typer.Option("--member", help="USER:ROLE (admin, annotator, approver); repeatable.")] = None,
+    grapheme_mode: Annotated[bool, typer.Option("--grapheme-mode", help="New project counts grapheme clusters in the UI.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create/update a Doccano project from the schema, add members, upload tasks not already there.
+
+    Example: annotate doccano push corpora/demo/tasks.jsonl --project demo --member alice:annotator
+    """
+    from . import doccano, doccano_server
+    from .schema import load_schema
+
+    target = doccano_server.resolve_url(url, data_dir)
+    summary = doccano.run_push(target, _doccano_credentials(), project, tasks_or_records, load_schema(schema),
+                               members=member or [], grapheme_mode=grapheme_mode)
+    report(summary, as_json=as_json, title=f"Pushed to {project}")
+
+
+@doccano_app.command("pull")
+def doccano_pull_cmd(
+    project: ProjectOpt,
+    out: Annotated[Path, typer.Option("--out", help="Corpus folder; writes labelled.jsonl and pull-report.json.")],
+    url: UrlOpt = None,
+    schema: SchemaOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier pull even if it had more labels.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull every annotator's spans and relations (one record per document per annotator).
+
+    Example: annotate doccano pull --project demo --out corpora/demo
+    """
+    from . import doccano, doccano_server
+    from .schema import load_schema
+
+    target = doccano_server.resolve_url(url, data_dir)
+    summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force)
+    report(summary, as_json=as_json, title=f"Pulled {project}")
+
 # ------------------------------------------------------------------------------- training commands
 
+
+def _floats(value: str, n: int, option: str) -> tuple[float, ...]:
+    try:
+        parts = tuple(float(x) for x in value.split(","))
+    except ValueError as err:
+        raise typer.BadParameter(f"{option} takes {n} comma-separated numbers, got {value!r}") from err
+    if len(parts) != n:
+        raise typer.BadParameter(f"{option} takes {n} comma-separated numbers, got {value!r}")
+    return parts
+
+
+@app.command("docbin")
+def docbin_cmd(
+    records: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Labelled records JSONL.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for train/dev/test.spacy and docbin-report.json.")],
+    seed: Annotated[int, typer.Option(help="Seed of the hash-based article split.")] = 0,
+    ratios: Annotated[str, typer.Option(help="train,dev,test ratios.")] = "0.8,0.1,0.1",
+    dates: Annotated[str | None, typer.Option(help="Split by meta.date instead: DEV_FROM,TEST_FROM (ISO dates).")] = None,
+    misaligned: Annotated[str, typer.Option(help="Spans off token edges: expand, contract or drop.")] = "expand",
+    overlap: Annotated[str, typer.Option(help="Overlapping spans in doc.ents: keep the longest or shortest.")] = "longest",
+    as_json: JsonOpt = False,
+) -> None:
+    """Records -> spaCy DocBins with a deterministic article-level train/dev/test split.
+
+    Example: annotate docbin corpora/demo/labelled.jsonl --out corpora/demo --ratios 0.8,0.1,0.1
+    """
+    from .docbin import build_docbins
+    from .records import read_docs
+
+    ratio_values = _floats(ratios, 3, "--ratios")
+    date_values = tuple(dates.split(",")) if dates else None
+    if date_values is not None and len(date_values) != 2:
+        raise typer.BadParameter(f"--dates takes DEV_FROM,TEST_FROM, got {dates!r}")
+    docs = (doc for path in records for doc in progress(read_docs(path), f"docbin {path.name}"))
+    summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
+                            misaligned=misaligned, overlap=overlap)
+    rows = [("docs", summary["docs"]), ("articles", summary["articles"]), ("policies", f"{misaligned}/{overlap}")]
+    rows += [(label, counts) for label, counts in summary["alignment"]["entities"].items()]
+    report(summary, as_json=as_json, title=f"DocBins in {out}", rows=rows)
+
+
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train_cmd(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Training config (.cfg).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for model-best/, model-last/ and the run record.")],
+    gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU to use; -1 for CPU.")] = -1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train NER + relation extraction with spaCy; extra --section.key=value options override the config.
+
+    Example: annotate train models/configs/ner-rel-cpu.cfg --output models/run1 --paths.train corpora/demo/train.spacy --paths.dev corpora/demo/dev.spacy --training.max_steps=2000
+    """
+    from spacy.cli._util import parse_config_overrides
+
+    from .train import train
+
+    try:
+        overrides = parse_config_overrides(list(ctx.args))
+    except SystemExit as err:
+        raise typer.BadParameter(f"config overrides must look like --section.key=value, got {ctx.args!r}") from err
+    err_console.print(f"training {config} -> {output} (progress below)", style="dim")
+    summary = train(config, output, overrides=overrides, gpu_id=gpu_id, log=sys.stderr)
+    scores = summary.get("dev_scores", {})
+    rows = [("model", summary["model"]), ("train seconds", summary["train_seconds"])]
+    rows += [(k, scores[k]) for k in ("ents_f", "ents_macro_f", "rel_micro_f", "rel_macro_f") if k in scores]
+    rows += [("thresholds", summary.get("thresholds", {}))]
+    report(summary, as_json=as_json, title=f"Trained {output}", rows=rows)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A trained pipeline folder.")],
+    inputs: Annotated[list[Path], typer.Argument(exists=True, help="Records JSONL, or raw articles (.txt/.html/.jsonl, folders).")],
+    out: Annotated[Path, typer.Option("--out", help="Predicted records JSONL.")],
+    batch_size: Annotated[int, typer.Option(help="Documents per nlp.pipe batch.")] = 64,
+    n_process: Annotated[int, typer.Option("--n-process", help="Worker processes for nlp.pipe.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict entities and relations on articles; the output feeds `annotate tasks` as pre-annotations.
+
+    Example: annotate predict models/run1/model-best seeds/ --out corpora/demo/predicted.jsonl --n-process 2
+    """
+    from .predict import predict
+
+    bar = progress(iter(int, 1), "predict")  # an endless counter: one step per record written
+    summary = predict(model, inputs, out, batch_size=batch_size, n_process=n_process, on_record=lambda _: next(bar))
+    bar.close()
+    report(summary, as_json=as_json, title=f"Predictions in {out}")
+
+
+@import_app.command("re3d")
+def import_re3d_cmd(
+    path: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A re3d folder (source sub-folders, or one of them).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Dstl's re3d corpus as records, with a generated schema and a report of what did not map.
+
+    Example: annotate import re3d ../shared/data/re3d/train --out corpora/re3d
+    """
+    from .importers.re3d import import_re3d
+
+    summary = import_re3d(path, out)
+    report(summary, as_json=as_json, title=f"re3d -> {out}")
+
+
 # ------------------------------------------------------------------------------- metrics commands
+# (evaluate, agreement, adjudicate, stats)
+
+
+def _show_rows(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A rich table with a header row on stderr (the multi-column sibling of report())."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    err_console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Trained pipeline folder: predict DATA with it, then score.")] = None,
+    data: Annotated[Path | None, typer.Argument(help="Gold records JSONL to score MODEL on.")] = None,
+    pred: Annotated[Path | None, typer.Option("--pred", help="Predicted records JSONL (matched to --gold by id).")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Gold records JSONL, one record per document.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for metrics.json, report.md, errors.jsonl and PNG plots.")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="metrics.json of another run to compare with.")] = None,
+    bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples of the documents for the 95% intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same intervals).")] = 0,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-label precision, recall, F1 and support for entities and relations, with bootstrap intervals.
+
+    Example: annotate evaluate --pred models/run1/pred.jsonl --gold corpora/demo/gold.jsonl --out models/run1/eval --against models/run0/eval/metrics.json
+    """
+    from .errors import InputError
+    from .evaluate import compare, evaluate, load_metrics
+    from .records import read_docs
+    from .reports import COMPARE_COLUMNS, VIEW_COLUMNS, compare_rows, public, view_rows, write_outputs
+    from .schema import load_schema
+
+    if (model is None) != (data is None) or (pred is None) != (gold is None) or (model is None) == (pred is None):
+        raise typer.BadParameter("give either MODEL DATA, or --pred and --gold")
+    sch = load_schema(schema)
+    gold_path = data if data is not None else gold
+    gold_docs = list(progress(read_docs(gold_path), "reading gold"))
+    if model is not None:
+        try:
+            from .predict import load_model, predict_docs
+        except ImportError as err:
+            raise InputError("`annotate evaluate MODEL DATA` needs annotate.predict; score a predictions file with --pred/--gold") from err
+
+        from .evaluate import predict_given_gold
+
+        nlp = load_model(model)
+        pred_docs = list(progress(predict_docs(nlp, gold_docs), "predicting", total=len(gold_docs)))
+        given_gold = list(progress(predict_given_gold(nlp, gold_docs), "relations on gold entities", total=len(gold_docs)))
+    else:
+        pred_docs, given_gold = list(progress(read_docs(pred), "reading predictions")), None
+    result = evaluate(pred_docs, gold_docs, schema=sch, n_boot=bootstrap, seed=seed, gold_source=str(gold_path),
+                      given_gold=given_gold)
+    comparison = compare(result, load_metrics(against)) if against is not None else None
+    written = write_outputs(result, out, comparison) if out is not None else {}
+    if as_json:
+        summary = {k: v for k, v in public(result).items() if k != "per_doc"}
+        report({**summary, "comparison": comparison, "written": written}, as_json=True, title="evaluate")
+        return
+    for view, title in (("entities.exact", "entities, exact"), ("entities.overlap", "entities, overlapping span"),
+                        ("relations.strict", "relations, end to end"), ("relations.classification", "relations, given gold entities")):
+        _show_rows(f"{title} ({result['documents']} documents)", VIEW_COLUMNS, view_rows(result["views"][view]))
+    report(result["errors"], as_json=False, title="entity and relation errors by kind")
+    if comparison:
+        _show_rows(f"compared with {against}", COMPARE_COLUMNS, compare_rows(comparison))
+    if written:
+        report(written, as_json=False, title="written")
+
+
+@app.command("agreement")
+def agreement_cmd(
+    corpus: Annotated[Path, typer.Argument(exists=True, help="Corpus folder (reads its labelled.jsonl) or per-annotator records JSONL.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the agreement JSON here too.")] = None,
+    confirmed_only: Annotated[bool, typer.Option(help="Leave out records whose status is not 'confirmed'.")] = False,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Inter-annotator agreement: span F1 (exact, lenient), relation F1, token kappa per pair; alpha for 3+ annotators.
+
+    Example: annotate agreement corpora/demo --out corpora/demo/agreement.json
+    """
+    from .agreement import AGREEMENT_COLUMNS, agreement, agreement_rows, corpus_file
+    from .records import read_docs, write_json
+    from .schema import load_schema
+
+    docs = progress(read_docs(corpus_file(corpus)), "reading")
+    result = agreement(docs, schema=load_schema(schema), confirmed_only=confirmed_only)
+    if out is not None:
+        write_json(out, result)
+    if as_json:
+        report(result, as_json=True, title="agreement")
+        return
+    docs = ", ".join(f"{n} by {k}" for k, n in result["documents_by_annotator_count"].items())
+    _show_rows(f"agreement: {result['documents']} documents ({docs} annotator(s))", AGREEMENT_COLUMNS, agreement_rows(result))
+
+
+@app.command("adjudicate")
+def adjudicate_cmd(
+    corpus: Annotated[Path, typer.Argument(exists=True, help="Corpus folder (reads its labelled.jsonl) or per-annotator records JSONL.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Gold records JSONL to write (one per document).")],
+    strategy: Annotated[str, typer.Option(help="majority (ties: first --prefer annotator, else alphabetical) or annotator.")] = "majority",
+    annotator: Annotated[str | None, typer.Option(help="With --strategy annotator: whose version wins.")] = None,
+    prefer: Annotated[list[str] | None, typer.Option(help="Tie-break order of annotators (repeat the option).")] = None,
+    review: Annotated[Path | None, typer.Option(help="Disputed items JSONL. Default: <out>.review.jsonl beside --out.")] = None,
+    review_tasks: Annotated[Path | None, typer.Option(help="Also write the disputed documents as Doccano import tasks here.")] = None,
+    confirmed_only: Annotated[bool, typer.Option(help="Leave out records whose status is not 'confirmed'.")] = False,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge annotators' records into one gold record per document; list the disagreements for review.
+
+    Example: annotate adjudicate corpora/demo --out corpora/demo/gold.jsonl --prefer alice --review-tasks corpora/demo/review-tasks.jsonl
+    """
+    from .adjudicate import adjudicate, review_tasks as to_review_tasks
+    from .agreement import corpus_file
+    from .errors import OutputError
+    from .records import read_docs, write_jsonl
+    from .schema import load_schema
+
+    source = corpus_file(corpus)
+    if out.resolve() == source.resolve():
+        raise OutputError(f"{out}: refusing to overwrite the per-annotator records it reads; choose another --out")
+    result = adjudicate(progress(read_docs(source), "reading"), strategy=strategy, annotator=annotator,
+                        prefer=prefer or (), schema=load_schema(schema), confirmed_only=confirmed_only)
+    review = review or out.with_name(out.stem + ".review.jsonl")
+    write_jsonl(out, result.docs)
+    write_jsonl(review, result.review)
+    summary = {"out": str(out), "review": str(review), **result.summary()}
+    if review_tasks is not None:
+        summary["review_tasks"] = str(review_tasks)
+        summary["review_task_count"] = write_jsonl(review_tasks, to_review_tasks(result), ensure_ascii=True)
+    report(summary, as_json=as_json, title="adjudicate")
+
+
+@app.command("stats")
+def stats_cmd(
+    corpus: Annotated[Path, typer.Argument(exists=True, help="Corpus folder (reads its labelled.jsonl) or records JSONL.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the statistics JSON here too.")] = None,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Corpus statistics: documents, tokens, entities and relations per label and split, span lengths, annotators.
+
+    Example: annotate stats corpora/demo/labelled.jsonl --out corpora/demo/stats.json
+    """
+    from .agreement import corpus_file
+    from .records import read_docs, write_json
+    from .schema import load_schema
+    from .stats import STATS_COLUMNS, corpus_stats, stats_rows
+
+    result = corpus_stats(progress(read_docs(corpus_file(corpus)), "reading"), schema=load_schema(schema))
+    if out is not None:
+        write_json(out, result)
+    if as_json:
+        report(result, as_json=True, title="stats")
+        return
+    _show_rows(f"corpus statistics ({result['tokenisation']})", STATS_COLUMNS, stats_rows(result))
 
 
 def main() -> None:

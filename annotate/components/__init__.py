@@ -1,0 +1,25 @@
+"""spaCy components of the toolkit, registered on import (and through entry points, see pyproject.toml).
+
+* factory ``relation_extractor`` (:mod:`.relation_extractor`);
+* architectures ``annotate.RelationModel.v1`` and the tutorial-style ``annotate.RelationBaseline.v1``
+  (:mod:`.relation_model`);
+* scorer ``annotate.relation_scorer.v1`` (:mod:`.scorer`);
+* misc ``annotate.tokenizer_tweaks.v1`` (:mod:`annotate.docbin`), for ``[initialize.before_init]``.
+"""
+
+from __future__ import annotations
+
+from ..docbin import make_tokenizer_tweaks
+from .relation_extractor import RelationExtractor, make_relation_extractor
+from .relation_model import build_relation_baseline, build_relation_model
+from .scorer import make_relation_scorer, score_relations
+
+__all__ = [
+    "RelationExtractor",
+    "build_relation_baseline",
+    "build_relation_model",
+    "make_relation_extractor",
+    "make_relation_scorer",
+    "make_tokenizer_tweaks",
+    "score_relations",
+]

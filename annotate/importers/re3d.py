@@ -1,0 +1,200 @@
+"""Dstl's re3d corpus (MongoDB exports) -> records, a generated schema file and an import report.
+
+Input: a folder holding ``documents.json``, ``entities.json`` and ``relations.json`` (one JSON object per
+line, as ``mongoexport`` writes them), or a folder of such folders (one per source, e.g. ``re3d/train``).
+Fields used (see re3d's README)::
+
+    documents.json  {_id, title, text, sourceName, sourceUrl, ...}
+    entities.json   {_id, documentId, begin, end, type, value, confidence}
+    relations.json  {_id, documentId, sourceBegin, sourceEnd, targetBegin, targetEnd, type, begin, end,
+                     value, confidence}
+
+re3d offsets are code points into ``text`` (checked: no text outside the BMP, and every entity's
+``value`` matches its slice up to whitespace and quote normalisation), so they are kept as they are.
+Mapping:
+
+* document -> record ``{id: _id, meta: {article_id, title, source, url, subset}}``, status confirmed;
+* entity -> ``Entity`` with the re3d type as label; nested and overlapping spans are all kept;
+  ``attrs: {confidence, re3d_id}``; a second entity with the same span and type is a duplicate (skipped,
+  counted);
+* relation -> ``Relation`` between the entities at ``source*`` / ``target*`` offsets; when several types
+  share a span, the most confident entity is used; ``attrs: {confidence, trigger: {start, end}, re3d_id}``.
+
+Not mapped, and counted in the report: relations whose ends match no entity, entities or relations whose
+document is missing, offsets outside the text. The generated schema lists the entity types seen and, for
+each relation type, the head and tail types seen; types whose meaning is symmetric (``SYMMETRIC``) are
+marked so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from ..records import Entity, LabelledDoc, Relation, atomic_writer, iter_json_lines, write_json, write_jsonl
+from ..schema import schema_from_dict
+
+logger = logging.getLogger(__name__)
+
+FILES = ("documents.json", "entities.json", "relations.json")
+SYMMETRIC = frozenset({"CoLocated", "Apart", "CommWith", "AlliesOf", "IsSynonymOf"})
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
+           "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075")
+ANNOTATOR = "re3d"
+NOT_PROBLEMS = ("entities", "relations", "value_differs_from_text")  # mapped, only counted
+
+
+def find_subsets(path: Path | str) -> list[Path]:
+    """``path`` itself when it holds the three files, else its sub-folders that do (sorted)."""
+    path = Path(path)
+    if all((path / name).is_file() for name in FILES):
+        return [path]
+    subsets = sorted(p for p in path.iterdir() if p.is_dir() and all((p / n).is_file() for n in FILES))
+    if not subsets:
+        raise InputError(f"no re3d folder here: expected {', '.join(FILES)} in it or in its sub-folders", path=path)
+    return subsets
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line, obj in iter_json_lines(path):
+        if not isinstance(obj, dict):
+            raise InputError("expected a JSON object", path=path, line=line)
+        yield line, obj
+
+
+def _field(obj: dict[str, Any], key: str, path: Path, line: int) -> Any:
+    if key not in obj:
+        raise InputError(f"missing field {key!r}", path=path, line=line)
+    return obj[key]
+
+
+class _Importer:
+    """Accumulates records and the report over one or more re3d folders."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, LabelledDoc] = {}
+        self.report: dict[str, Counter] = defaultdict(Counter)
+        self.pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.examples: list[dict[str, Any]] = []
+
+    def skip(self, kind: str, label: str, example: dict[str, Any]) -> None:
+        self.report[kind][label] += 1
+        if len(self.examples) < 20:
+            self.examples.append({"problem": kind, **example})
+
+    def subset(self, folder: Path) -> None:
+        spans: dict[str, dict[tuple[int, int], list[Entity]]] = defaultdict(lambda: defaultdict(list))
+        self._documents(folder)
+        self._entities(folder, spans)
+        self._relations(folder, spans)
+
+    def _documents(self, folder: Path) -> None:
+        path = folder / FILES[0]
+        for line, obj in _rows(path):
+            doc_id = str(_field(obj, "_id", path, line))
+            text = _field(obj, "text", path, line)
+            meta = {"article_id": doc_id, "title": obj.get("title"), "source": obj.get("sourceName"),
+                    "url": obj.get("sourceUrl"), "subset": folder.name}
+            self.docs[doc_id] = LabelledDoc(id=doc_id, text=str(text), meta={k: v for k, v in meta.items() if v},
+                                            annotator=ANNOTATOR, status="confirmed")
+
+    def _entities(self, folder: Path, spans: dict) -> None:
+        path = folder / FILES[1]
+        for line, obj in _rows(path):
+            label = str(_field(obj, "type", path, line))
+            doc = self.docs.get(str(_field(obj, "documentId", path, line)))
+            begin, end = int(_field(obj, "begin", path, line)), int(_field(obj, "end", path, line))
+            if doc is None:
+                self.skip("entity_without_document", label, {"id": obj.get("_id")})
+                continue
+            if not 0 <= begin < end <= len(doc.text):
+                self.skip("entity_offsets_outside_text", label, {"id": obj.get("_id"), "start": begin, "end": end})
+                continue
+            if any(e.label == label for e in spans[doc.id][(begin, end)]):
+                self.report["duplicate_entity"][label] += 1
+                continue
+            if " ".join(doc.text[begin:end].split()) != " ".join(str(obj.get("value", "")).split()):
+                self.report["value_differs_from_text"][label] += 1
+            attrs = {"confidence": obj.get("confidence"), "re3d_id": obj.get("_id")}
+            entity = Entity(id=f"e{len(doc.entities) + 1}", start=begin, end=end, label=label, attrs=attrs)
+            doc.entities.append(entity)
+            spans[doc.id][(begin, end)].append(entity)
+            self.report["entities"][label] += 1
+
+    def _relations(self, folder: Path, spans: dict) -> None:
+        path = folder / FILES[2]
+        for line, obj in _rows(path):
+            label = str(_field(obj, "type", path, line))
+            doc = self.docs.get(str(_field(obj, "documentId", path, line)))
+            if doc is None:
+                self.skip("relation_without_document", label, {"id": obj.get("_id")})
+                continue
+            ends = []
+            for side in ("source", "target"):
+                key = (int(_field(obj, f"{side}Begin", path, line)), int(_field(obj, f"{side}End", path, line)))
+                found = spans[doc.id].get(key)
+                ends.append(max(found, key=lambda e: e.attrs.get("confidence") or 0) if found else None)
+            head, tail = ends
+            if head is None or tail is None:
+                self.skip("relation_end_without_entity", label, {"doc": doc.id, "id": obj.get("_id")})
+                continue
+            attrs: dict[str, Any] = {"confidence": obj.get("confidence"), "re3d_id": obj.get("_id")}
+            if "begin" in obj and "end" in obj:
+                attrs["trigger"] = {"start": obj["begin"], "end": obj["end"]}
+            doc.relations.append(Relation(id=f"r{len(doc.relations) + 1}", head=head.id, tail=tail.id,
+                                          label=label, attrs=attrs))
+            self.pairs[label].add((head.label, tail.label))
+            self.report["relations"][label] += 1
+
+
+def build_schema(entity_labels: list[str], pairs: dict[str, set[tuple[str, str]]]) -> dict[str, Any]:
+    """A schema dict for the labels seen (validated by :func:`annotate.schema.schema_from_dict`)."""
+    shortcuts: set[str] = set()
+    entities = []
+    for i, label in enumerate(sorted(entity_labels)):
+        key = next((c for c in label.lower() + "abcdefghijklmnopqrstuvwxyz0123456789" if c.isalnum() and c not in shortcuts), None)
+        if key:
+            shortcuts.add(key)
+        entities.append({"name": label, "description": f"re3d {label}", "colour": PALETTE[i % len(PALETTE)], "shortcut": key})
+    relations = []
+    for i, label in enumerate(sorted(pairs)):
+        relations.append({
+            "name": label, "description": f"re3d {label}",
+            "head": sorted({h for h, _ in pairs[label]}), "tail": sorted({t for _, t in pairs[label]}),
+            "symmetric": label in SYMMETRIC, "colour": PALETTE[(i + 5) % len(PALETTE)],
+        })
+    data = {"name": "re3d", "version": 1, "guidelines": "Generated from the re3d corpus by `annotate import re3d`.",
+            "entities": entities, "relations": relations}
+    schema_from_dict(data, source="generated re3d schema")
+    return data
+
+
+def import_re3d(path: Path | str, out: Path | str) -> dict[str, Any]:
+    """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json``; return the report."""
+    importer = _Importer()
+    subsets = find_subsets(path)
+    for folder in subsets:
+        importer.subset(folder)
+    out = Path(out)
+    docs = list(importer.docs.values())
+    write_jsonl(out / "labelled.jsonl", docs)
+    labels = sorted({e.label for d in docs for e in d.entities})
+    schema = build_schema(labels, importer.pairs)
+    with atomic_writer(out / "schema.yaml") as handle:
+        yaml.safe_dump(schema, handle, sort_keys=False, allow_unicode=True)
+    summary = {
+        "path": str(path), "out": str(out), "subsets": [f.name for f in subsets], "documents": len(docs),
+        "entities": sum(importer.report["entities"].values()), "relations": sum(importer.report["relations"].values()),
+        "counts": {k: dict(sorted(v.items())) for k, v in sorted(importer.report.items())},
+        "not_mapped": {k: sum(v.values()) for k, v in importer.report.items() if k not in NOT_PROBLEMS},
+        "value_differs_from_text": sum(importer.report["value_differs_from_text"].values()),
+        "examples": importer.examples,
+    }
+    write_json(out / "import-report.json", summary)
+    return summary

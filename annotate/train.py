@@ -1,0 +1,170 @@
+"""Train a spaCy pipeline (NER + ``relation_extractor``) from a config in ``models/configs/``.
+
+A thin wrapper over spaCy's own training loop (``spacy.training.loop.train``), so every spaCy config
+option works, plus what a reproducible run needs. ``output/`` receives:
+
+* ``model-best/`` and ``model-last/`` (spaCy's layout); ``model-best`` gets per-type relation thresholds
+  tuned on the dev set (:meth:`RelationExtractor.tune_thresholds`), and its ``meta.json`` gets an
+  ``annotate`` block: the dev scores after tuning, the thresholds, the SHA-256 of the exact config used and
+  of every data file named in ``[paths]``;
+* ``config.cfg``: the exact config (overrides applied) the run used;
+* ``train-summary.json``: the same facts as the ``annotate`` block, plus the training time.
+
+Training progress (spaCy's table) goes to the ``log`` stream the caller passes (silent by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import spacy
+import srsly
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train as spacy_train
+from spacy.util import load_config
+from thinc.api import Config, ConfigValidationError, require_gpu
+
+from . import components  # noqa: F401  (registers the factory, architectures and scorer)
+from .docbin import RELATIONS_KEY
+from .errors import InputError, OutputError
+from .records import atomic_writer, write_json
+
+logger = logging.getLogger(__name__)
+
+REL_COMPONENT = "relation_extractor"
+SUMMARY_NAME = "train-summary.json"
+HASH_CHUNK = 1 << 20
+REQUIRED_PATHS = ("train", "dev")
+
+
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_training_config(config_path: Path | str, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a config with overrides (``{"training.max_steps": 100}``), naming the file on errors."""
+    try:
+        return load_config(Path(config_path), overrides=overrides or {}, interpolate=False)
+    except (OSError, ConfigValidationError, ValueError) as err:
+        raise InputError(f"cannot load training config: {err}".replace("\n", " "), path=config_path) from err
+
+
+def _check_corpora(config: Config, config_path: Path | str) -> None:
+    """Fail early, naming the file, when [paths] train/dev are unset or missing (spaCy would fail late)."""
+    for name in REQUIRED_PATHS:
+        value = (config.get("paths") or {}).get(name)
+        if not value:
+            raise InputError(f"paths.{name} is not set: pass --paths.{name} PATH", path=config_path)
+        if not Path(str(value)).exists():
+            raise InputError(f"paths.{name} does not exist", path=value)
+
+
+def data_hashes(config: Config) -> dict[str, str]:
+    """SHA-256 of every existing file named in ``[paths]`` (train, dev, schema, ...)."""
+    out = {}
+    for name, value in (config.get("paths") or {}).items():
+        if isinstance(value, str) and value and Path(value).is_file():
+            out[name] = file_sha256(value)
+    return out
+
+
+def train(
+    config_path: Path | str,
+    output: Path | str,
+    *,
+    overrides: dict[str, Any] | None = None,
+    gpu_id: int = -1,
+    log: IO[str] | None = None,
+    tune_thresholds: bool = True,
+) -> dict[str, Any]:
+    """Train, tune relation thresholds on dev, and write the model and its reproducibility record.
+
+    ``tune_thresholds=False`` keeps the one global threshold (how the tutorial-style baseline is run).
+    Returns the summary (also written to ``output/train-summary.json``).
+    """
+    output = Path(output)
+    config = load_training_config(config_path, overrides)
+    _check_corpora(config, config_path)
+    log = log or io.StringIO()
+    if gpu_id >= 0:
+        require_gpu(gpu_id)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{output}: cannot create output folder ({err.strerror or err})") from err
+    config_text = config.to_str()
+    with atomic_writer(output / "config.cfg") as handle:
+        handle.write(config_text)
+    started = time.perf_counter()
+    try:
+        nlp = init_nlp(config, use_gpu=gpu_id)
+        _, last_path = spacy_train(nlp, output, use_gpu=gpu_id, stdout=log, stderr=log)
+    except ConfigValidationError as err:
+        raise InputError(f"invalid training config: {err}".replace("\n", " "), path=config_path) from err
+    seconds = time.perf_counter() - started
+    best_path = output / "model-best" if (output / "model-best").exists() else Path(last_path or output / "model-last")
+    summary: dict[str, Any] = {
+        "config": str(config_path), "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        "overrides": {k: v for k, v in (overrides or {}).items()}, "data_sha256": data_hashes(config.interpolate()),
+        "gpu_id": gpu_id, "train_seconds": round(seconds, 1), "model": str(best_path),
+    }
+    summary.update(_tune_and_score(best_path, config.interpolate(), tune=tune_thresholds))
+    _write_meta(best_path, summary)
+    write_json(output / SUMMARY_NAME, summary)
+    return summary
+
+
+def _dev_examples(config: Config, nlp: Language) -> list[Example]:
+    dev_path = config["paths"].get("dev")
+    if not dev_path:
+        return []
+    return list(Corpus(dev_path)(nlp))
+
+
+def _tune_and_score(model_path: Path, config: Config, *, tune: bool = True) -> dict[str, Any]:
+    """Tune the relation thresholds of the saved model on dev, save it again, score it on dev."""
+    nlp = spacy.load(model_path)
+    examples = _dev_examples(config, nlp)
+    out: dict[str, Any] = {"thresholds": {}, "dev_scores": {}}
+    if not examples:
+        return out
+    if tune and REL_COMPONENT in nlp.pipe_names:
+        rel = nlp.get_pipe(REL_COMPONENT)
+        with nlp.select_pipes(disable=[REL_COMPONENT]):
+            docs = list(nlp.pipe(eg.reference.text for eg in examples))
+        out["thresholds"] = rel.tune_thresholds(docs, [eg.reference for eg in examples])
+        nlp.to_disk(model_path)
+    out["dev_scores"] = _round(nlp.evaluate(examples))
+    return out
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
+
+
+def _write_meta(model_path: Path, summary: dict[str, Any]) -> None:
+    meta_path = model_path / "meta.json"
+    meta = srsly.read_json(meta_path) if meta_path.exists() else {}
+    meta["annotate"] = summary
+    write_json(meta_path, meta)
+
+
+def predicted_relations(doc: Doc) -> list[dict[str, Any]]:
+    """The relations a pipeline wrote on ``doc`` (empty when it has no relation component)."""
+    return list(doc.user_data.get(RELATIONS_KEY, []))

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: ingest the seeds, pre-annotate them, push them to a local Doccano
+# (started here on 127.0.0.1, SQLite), pull the labels back, then train and evaluate a small pipeline on the
+# seed-gold corpus. Everything lands in corpora/demo/ and models/demo/ (both git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=.venv/bin/annotate
+OUT=corpora/demo
+MODEL=models/demo
+PORT=${ANNOTATE_DEMO_PORT:-8000}
+export ANNOTATE_DOCCANO_USER=${ANNOTATE_DOCCANO_USER:-admin}
+# a password for this demo's own local server, made up per data dir and never written to the repo
+if [ -z "${ANNOTATE_DOCCANO_PASSWORD:-}" ]; then
+  mkdir -p .doccano && chmod 700 .doccano
+  [ -s .doccano/.demo-password ] || (umask 077 && head -c 18 /dev/urandom | base64 > .doccano/.demo-password)
+  ANNOTATE_DOCCANO_PASSWORD=$(cat .doccano/.demo-password)
+fi
+export ANNOTATE_DOCCANO_PASSWORD
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "1. ingest seeds/ -> $OUT/articles.jsonl"
+$A ingest seeds/ --out $OUT/articles.jsonl
+
+step "2. pre-annotate with the shipped gazetteer -> $OUT/tasks.jsonl"
+$A tasks $OUT/articles.jsonl --patterns --out $OUT/tasks.jsonl
+
+step "3. start a local Doccano on 127.0.0.1:$PORT"
+$A doccano serve --port "$PORT"
+trap '$A doccano stop >/dev/null 2>&1 || true' EXIT
+
+step "4. push the schema, the tasks and their suggestions to project 'demo'"
+$A doccano push $OUT/tasks.jsonl --project demo
+
+step "5. pull every annotator's labels back -> $OUT/labelled.jsonl"
+$A doccano pull --project demo --out $OUT --force
+$A stats $OUT/labelled.jsonl
+
+step "6. spaCy DocBins from the seed-gold corpus (article-level split)"
+$A docbin corpora/seed-gold/labelled.jsonl --out $OUT/seed-gold --ratios 0.7,0.3,0
+
+step "7. train NER + relations (short run on CPU)"
+$A train models/configs/ner-rel-cpu.cfg --output $MODEL \
+  --paths.train $OUT/seed-gold/train.spacy --paths.dev $OUT/seed-gold/dev.spacy --training.max_steps=300
+
+step "8. predict on the dev articles and evaluate per label"
+$A evaluate $MODEL/model-best $OUT/seed-gold/dev.jsonl --out $MODEL/eval || \
+  $A evaluate $MODEL/model-best corpora/seed-gold/labelled.jsonl --out $MODEL/eval
+
+step "done: Doccano stops now; outputs in $OUT/ and $MODEL/"

@@ -1,0 +1,156 @@
+"""Real training on tiny data: NER + relations fit a handful of documents, save, reload, predict."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from annotate.cli import app
+from annotate.docbin import build_docbins
+from annotate.records import Article, LabelledDoc, read_docs
+
+CONFIG = Path(__file__).resolve().parents[1] / "models" / "configs" / "ner-rel-cpu.cfg"
+SCHEMA = Path(__file__).resolve().parents[1] / "annotate" / "schemas" / "diplomacy-defence.yaml"
+MAX_STEPS = 300
+
+DOCS = [
+    ("Macron is President of France.", [("Macron", "PERSON"), ("President", "ROLE"), ("France", "GPE")],
+     [(0, 1, "HAS_ROLE", {}), (1, 2, "ROLE_IN", {})]),
+    ("Burkhardt is Chief of Staff of the French Armed Forces.",
+     [("Burkhardt", "PERSON"), ("Chief of Staff", "ROLE"), ("French Armed Forces", "MILITARY_UNIT")],
+     [(0, 1, "HAS_ROLE", {}), (1, 2, "ROLE_IN", {})]),
+    ("Lecornu met Umerov in Paris on Tuesday.",
+     [("Lecornu", "PERSON"), ("Umerov", "PERSON"), ("Paris", "GPE"), ("Tuesday", "DATE")], [(0, 1, "MEETS", {})]),
+    ("NATO supports Ukraine against Russia.", [("NATO", "ORG"), ("Ukraine", "GPE"), ("Russia", "GPE")],
+     [(0, 1, "SUPPORTS", {}), (0, 2, "OPPOSES", {})]),
+    ("Poland is part of NATO and supplies Patriot missiles.", [("Poland", "GPE"), ("NATO", "ORG"), ("Patriot", "WEAPON")],
+     [(0, 1, "PART_OF", {}), (0, 2, "SUPPLIES", {})]),
+    ("The United States has not supplied F-16 jets to Ukraine.",
+     [("United States", "GPE"), ("F-16", "WEAPON"), ("Ukraine", "GPE")], [(0, 1, "SUPPLIES", {"negated": True})]),
+]
+
+
+def _records() -> list[LabelledDoc]:
+    out = []
+    for i, (text, ents, rels) in enumerate(DOCS):
+        entities = []
+        for j, (surface, label) in enumerate(ents):
+            start = text.index(surface)
+            entities.append({"id": f"e{j}", "start": start, "end": start + len(surface), "label": label})
+        relations = [{"id": f"r{k}", "head": f"e{h}", "tail": f"e{t}", "label": lab, "attrs": attrs}
+                     for k, (h, t, lab, attrs) in enumerate(rels)]
+        out.append(LabelledDoc.from_dict({"id": f"d{i}", "text": text, "meta": {"article_id": f"a{i}"},
+                                          "entities": entities, "relations": relations}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from annotate.train import train
+
+    root = tmp_path_factory.mktemp("train")
+    build_docbins(_records(), root / "bins", ratios=(1, 0, 0))
+    (root / "bins" / "dev.spacy").write_bytes((root / "bins" / "train.spacy").read_bytes())  # fit = score on train
+    overrides = {"paths.train": str(root / "bins" / "train.spacy"), "paths.dev": str(root / "bins" / "dev.spacy"),
+                 "paths.schema": str(SCHEMA), "training.max_steps": MAX_STEPS, "training.eval_frequency": 50}
+    summary = train(CONFIG, root / "out", overrides=overrides)
+    return root, summary
+
+
+@pytest.mark.slow
+def test_train_fits_tiny_training_set(trained):
+    _, summary = trained
+    scores = summary["dev_scores"]
+    assert scores["ents_f"] >= 0.9
+    assert scores["rel_micro_f"] >= 0.9
+    assert scores["rel_f_per_type"]["HAS_ROLE"]["f"] == 1.0
+
+
+@pytest.mark.slow
+def test_train_writes_reproducibility_record(trained):
+    root, summary = trained
+    meta = json.loads((Path(summary["model"]) / "meta.json").read_text())
+    assert meta["annotate"]["config_sha256"] == summary["config_sha256"]
+    assert set(meta["annotate"]["data_sha256"]) == {"train", "dev", "schema"}
+    assert summary["overrides"]["training.max_steps"] == MAX_STEPS
+    assert "max_steps = 300" in (root / "out" / "config.cfg").read_text()
+    assert Path(summary["model"]).name == "model-best"
+
+
+SUBPROCESS = textwrap.dedent("""\
+    import json, sys
+    import spacy
+    assert not any(m == "annotate" or m.startswith("annotate.") for m in sys.modules)
+    nlp = spacy.load(sys.argv[1])
+    out = []
+    for doc in nlp.pipe(json.loads(sys.argv[2])):
+        rels = [(r["label"], list(r["head"]), list(r["tail"]), r["attrs"]) for r in doc.user_data.get("annotate_relations", [])]
+        out.append({"ents": [[e.start_char, e.end_char, e.label_] for e in doc.ents], "rels": rels})
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_train_model_reloads_in_fresh_process_with_same_output(trained, tmp_path):
+    from annotate.predict import load_model, predict_docs
+
+    _, summary = trained
+    texts = [text for text, _, _ in DOCS]
+    script = tmp_path / "load.py"
+    script.write_text(SUBPROCESS, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(script), summary["model"], json.dumps(texts)],
+                         capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    fresh = json.loads(run.stdout)
+    here = list(predict_docs(load_model(summary["model"]), [Article(id=str(i), text=t) for i, t in enumerate(texts)]))
+    for got, record in zip(fresh, here):
+        assert got["ents"] == [[e.start, e.end, e.label] for e in record.entities[:len(got["ents"])]]
+        ids = {e.id: [e.start, e.end, e.label] for e in record.entities}
+        mine = [(r.label, ids[r.head], ids[r.tail], {k: v for k, v in r.attrs.items() if k != "score"}) for r in record.relations]
+        assert [tuple(r) for r in got["rels"]] == mine
+    assert any(r[3] == {"negated": True} for r in fresh[5]["rels"])  # the attribute is learned and carried
+
+
+@pytest.mark.slow
+def test_train_predict_cli_writes_predicted_records(trained, tmp_path):
+    _, summary = trained
+    src = tmp_path / "articles.jsonl"
+    src.write_text('{"id": "x#0", "text": "Macron is President of France.", "meta": {"article_id": "x"}}\n', encoding="utf-8")
+    raw = tmp_path / "raw.txt"
+    raw.write_text("date 2025-03-11\nNATO supports Ukraine against Russia.\n", encoding="utf-8")
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(app, ["predict", summary["model"], str(src), str(raw), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["docs"] == 2
+    record, ingested = read_docs(out)
+    assert ingested.meta["date"] == "2025-03-11" and ingested.text == "NATO supports Ukraine against Russia."
+    assert record.status == "predicted" and record.meta == {"article_id": "x"}
+    assert {(e.label, record.text[e.start:e.end]) for e in record.entities} == {
+        ("PERSON", "Macron"), ("ROLE", "President"), ("GPE", "France")}
+    assert sorted(r.label for r in record.relations) == ["HAS_ROLE", "ROLE_IN"]
+
+
+def test_train_cli_rejects_bad_override(tmp_path):
+    result = CliRunner().invoke(app, ["train", str(CONFIG), "--output", str(tmp_path / "o"), "training.max_steps"])
+    assert result.exit_code != 0
+    assert "--section.key=value" in result.output
+
+
+def test_train_cli_missing_corpus_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(app, ["train", str(CONFIG), "--output", str(tmp_path / "o"),
+                                      "--paths.train", str(tmp_path / "nope.spacy"), "--paths.dev", str(tmp_path / "nope.spacy")])
+    assert result.exit_code != 0
+    assert "nope.spacy" in result.output
+
+
+def test_train_predict_cli_missing_model_is_one_line_error(tmp_path):
+    (tmp_path / "m").mkdir()
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"id": "x", "text": "y"}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), str(src), "--out", str(tmp_path / "p.jsonl")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "cannot load spaCy pipeline" in result.output
