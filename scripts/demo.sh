@@ -9,12 +9,9 @@ OUT=corpora/demo
 MODEL=models/demo
 PORT=${ANNOTATE_DEMO_PORT:-8000}
 export ANNOTATE_DOCCANO_USER=${ANNOTATE_DOCCANO_USER:-admin}
-# a password for this demo's own local server, made up per data dir and never written to the repo
-if [ -z "${ANNOTATE_DOCCANO_PASSWORD:-}" ]; then
-  mkdir -p .doccano && chmod 700 .doccano
-  [ -s .doccano/.demo-password ] || (umask 077 && head -c 18 /dev/urandom | base64 > .doccano/.demo-password)
-  ANNOTATE_DOCCANO_PASSWORD=$(cat .doccano/.demo-password)
-fi
+# without a password of yours, a random one for this run (the admin's password is reset to it at start;
+# it stays in this process's environment, never on disk)
+ANNOTATE_DOCCANO_PASSWORD=${ANNOTATE_DOCCANO_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}
 export ANNOTATE_DOCCANO_PASSWORD
 
 step() { printf '\n== %s\n' "$*"; }
@@ -33,7 +30,7 @@ step "4. push the schema, the tasks and their suggestions to project 'demo'"
 $A doccano push $OUT/tasks.jsonl --project demo
 
 step "5. pull every annotator's labels back -> $OUT/labelled.jsonl"
-$A doccano pull --project demo --out $OUT --force
+$A doccano pull --project demo --out $OUT
 $A stats $OUT/labelled.jsonl
 
 step "6. spaCy DocBins from the seed-gold corpus (article-level split)"
