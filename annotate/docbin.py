@@ -43,7 +43,7 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
 
 from .errors import InputError, OutputError
-from .records import Entity, LabelledDoc, Relation, write_json
+from .records import Entity, LabelledDoc, Relation, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -326,13 +326,16 @@ def build_docbins(
     misaligned: str = "expand",
     overlap: str = "longest",
 ) -> dict[str, Any]:
-    """Write ``{train,dev,test}.spacy`` and ``docbin-report.json`` into ``out_dir``; return the summary.
+    """Write ``{train,dev,test}.spacy``, the same splits as records (``{train,dev,test}.jsonl``, for
+    ``annotate evaluate MODEL DATA`` and publishing) and ``docbin-report.json`` into ``out_dir``; return
+    the summary.
 
     The summary holds document and article counts per split, the policies used and the per-label
     alignment report.
     """
     nlp = make_nlp(lang)
     bins = {name: DocBin(store_user_data=True) for name in SPLITS}
+    split_records: dict[str, list[LabelledDoc]] = {name: [] for name in SPLITS}
     articles: dict[str, set[str]] = defaultdict(set)
     total = AlignmentReport()
     for record in records:
@@ -343,12 +346,14 @@ def build_docbins(
         doc, report = doc_from_record(nlp, record, misaligned=misaligned, overlap=overlap)
         doc.user_data["annotate_id"] = record.id
         bins[split].add(doc)
+        split_records[split].append(record)
         articles[split].add(article_id(record))
         total.merge(report)
     out = Path(out_dir)
     counts = {name: len(bins[name]) for name in SPLITS}
     for name in SPLITS:
         _write_docbin(bins[name], out / f"{name}.spacy")
+        write_jsonl(out / f"{name}.jsonl", split_records[name])
     summary = {
         "out": str(out), "docs": counts, "articles": {n: len(articles[n]) for n in SPLITS},
         "seed": seed, "ratios": list(ratios), "dates": list(dates) if dates else None,

@@ -4,6 +4,8 @@ import json
 import textwrap
 
 import pytest
+
+from annotate.records import read_docs
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
@@ -142,6 +144,10 @@ def test_docbin_chunks_of_one_article_share_a_split(tmp_path):
         for doc in read_docbin(tmp_path / f"{name}.spacy"):
             ids.setdefault(doc.user_data["annotate_id"].split("#")[0], set()).add(name)
     assert all(len(s) == 1 for s in ids.values())
+    # the same split as records, in the same order as the DocBin
+    for name in ("train", "dev", "test"):
+        spacy_ids = [doc.user_data["annotate_id"] for doc in read_docbin(tmp_path / f"{name}.spacy")]
+        assert [r.id for r in read_docs(tmp_path / f"{name}.jsonl")] == spacy_ids
 
 
 def test_docbin_date_split_without_date_names_record(tmp_path):
