@@ -492,7 +492,6 @@ def evaluate_cmd(
 
     Example: annotate evaluate --pred models/run1/pred.jsonl --gold corpora/demo/gold.jsonl --out models/run1/eval --against models/run0/eval/metrics.json
     """
-    from .errors import InputError
     from .evaluate import compare, evaluate, load_metrics
     from .records import read_docs
     from .reports import COMPARE_COLUMNS, VIEW_COLUMNS, compare_rows, public, view_rows, write_outputs
@@ -504,12 +503,8 @@ def evaluate_cmd(
     gold_path = data if data is not None else gold
     gold_docs = list(progress(read_docs(gold_path), "reading gold"))
     if model is not None:
-        try:
-            from .predict import load_model, predict_docs
-        except ImportError as err:
-            raise InputError("`annotate evaluate MODEL DATA` needs annotate.predict; score a predictions file with --pred/--gold") from err
-
         from .evaluate import predict_given_gold
+        from .predict import load_model, predict_docs
 
         nlp = load_model(model)
         pred_docs = list(progress(predict_docs(nlp, gold_docs), "predicting", total=len(gold_docs)))
