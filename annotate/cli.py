@@ -461,6 +461,48 @@ def import_re3d_cmd(
     report(summary, as_json=as_json, title=f"re3d -> {out}")
 
 
+# ------------------------------------------------------------------------------- publish command
+
+
+@app.command("publish")
+def publish_cmd(
+    records: Annotated[Path, typer.Argument(help="Gold records JSONL, one per document (adjudicated).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for README.md (the card) and data/<split>.parquet.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name for the card. Default: the records' folder name.")] = None,
+    license_id: Annotated[str, typer.Option("--license", help="Licence id for the card (Hub identifiers).")] = "cc-by-4.0",
+    description: Annotated[str, typer.Option(help="A paragraph for the card.")] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the article split (as in `annotate docbin`).")] = 0,
+    ratios: Annotated[str, typer.Option(help="train,validation,test ratios.")] = "0.8,0.1,0.1",
+    push_to_hub: Annotated[str | None, typer.Option(help="Also upload to this Hub dataset repo (token in $HF_TOKEN).")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Make a new Hub repo public (default private).")] = False,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish gold records as a Hugging Face dataset (explicit Features, Parquet splits, dataset card).
+
+    Example: annotate publish corpora/seed-gold/labelled.jsonl --out dist/seed-gold --license cc-by-4.0
+    """
+    import os
+
+    import datasets
+
+    from .publish import publish
+    from .records import read_docs
+    from .schema import load_schema
+
+    datasets.disable_progress_bars()
+    ratio_values = _floats(ratios, 3, "--ratios")
+    summary = publish(progress(read_docs(records), "reading"), load_schema(schema), out,
+                      name=name or records.resolve().parent.name, license_id=license_id, description=description,
+                      seed=seed, ratios=ratio_values, push_to_hub=push_to_hub,  # type: ignore[arg-type]
+                      token=os.environ.get("HF_TOKEN"), private=not public)
+    rows = [("out", summary["out"]), ("documents", summary["documents"]),
+            ("left out of ner_tags", summary["left_out_of_ner_tags"] or "none")]
+    if "pushed_to" in summary:
+        rows.append(("pushed to", summary["pushed_to"]))
+    report(summary, as_json=as_json, title=f"dataset {summary['name']}", rows=rows)
+
+
 # ------------------------------------------------------------------------------- metrics commands
 # (evaluate, agreement, adjudicate, stats)
 

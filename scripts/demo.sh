@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: ingest the seeds, pre-annotate them, push them to a local Doccano
 # (started here on 127.0.0.1, SQLite), pull the labels back, then train and evaluate a small pipeline on the
-# seed-gold corpus. Everything lands in corpora/demo/ and models/demo/ (both git-ignored).
+# seed-gold corpus, and publish that corpus as a dataset. Outputs: corpora/demo/, models/demo/, dist/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=.venv/bin/annotate
@@ -46,5 +46,8 @@ $A train models/configs/ner-rel-cpu.cfg --output $MODEL \
 
 step "9. predict the dev articles (not trained on; used to pick model-best) and score them per label"
 $A evaluate $MODEL/model-best $OUT/seed-gold/dev.jsonl --out $MODEL/eval --bootstrap 200
+
+step "10. publish the seed-gold corpus as a Hugging Face dataset -> dist/seed-gold (Parquet + card; no upload)"
+$A publish corpora/seed-gold/labelled.jsonl --out dist/seed-gold
 
 step "done: Doccano stops now; outputs in $OUT/ and $MODEL/"

@@ -1,0 +1,247 @@
+"""Labelled records -> a Hugging Face ``DatasetDict`` with explicit ``Features`` and a dataset card.
+
+The output folder is laid out as a dataset repository on the Hub::
+
+    <out>/README.md               the dataset card (YAML header: licence, tasks, configs, features)
+    <out>/data/train.parquet      one Parquet file per split (dev is published as "validation")
+    <out>/data/validation.parquet
+    <out>/data/test.parquet
+    <out>/publish-report.json     what was published and what was left out of the token tags, and why
+
+so ``datasets.load_dataset("<out>")`` reads it back locally, and ``--push-to-hub`` uploads the same files.
+
+One row per document (gold records: one per document; several annotators' versions must be adjudicated
+first). Columns: ``id``, ``text``, the usual meta as typed columns (``article_id``, ``chunk``, ``char_offset``,
+``date``, ``title``, ``source``) and the rest of meta as JSON; ``entities`` (code-point offsets, labels as
+``ClassLabel`` from the schema, nested spans kept) and ``relations`` (by entity id, type as ``ClassLabel``,
+``negated``/``hypothetical`` flags); and ``tokens`` + ``ner_tags`` (IOB2 ``ClassLabel``) for token
+classification, from spaCy's English tokenizer and the entities flattened longest-first. Spans that overlap
+a longer one, or do not line up with tokens, are left out of ``ner_tags`` only (they stay in ``entities``)
+and are counted per label in the report. The split is :func:`annotate.docbin.assign_split`, the same
+hash-of-article split as ``annotate docbin`` with the same seed and ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .docbin import DEFAULT_RATIOS, assign_split
+from .errors import InputError, OutputError
+from .records import LabelledDoc, atomic_writer, write_json
+from .schema import Schema
+
+log = logging.getLogger(__name__)
+
+HF_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+META_COLUMNS = {"article_id": "string", "chunk": "int32", "char_offset": "int32", "date": "string", "title": "string", "source": "string"}
+RELATION_FLAGS = ("negated", "hypothetical")
+TOKEN_TAGS_SKIPPED = ("overlapping", "misaligned")
+
+
+def features(schema: Schema) -> Any:
+    """The explicit ``datasets.Features`` of a published corpus."""
+    from datasets import ClassLabel, Features, List, Value
+
+    columns: dict[str, Any] = {"id": Value("string"), "text": Value("string")}
+    columns.update({name: Value(dtype) for name, dtype in META_COLUMNS.items()})
+    columns["meta"] = Value("string")
+    columns["entities"] = List({
+        "id": Value("string"), "start": Value("int32"), "end": Value("int32"),
+        "label": ClassLabel(names=schema.entity_labels), "text": Value("string"),
+    })
+    columns["relations"] = List({
+        "id": Value("string"), "head": Value("string"), "tail": Value("string"),
+        "label": ClassLabel(names=schema.relation_labels), **{flag: Value("bool") for flag in RELATION_FLAGS},
+    })
+    columns["tokens"] = List(Value("string"))
+    columns["ner_tags"] = List(ClassLabel(names=iob_labels(schema)))
+    columns["annotator"] = Value("string")
+    columns["status"] = Value("string")
+    return Features(columns)
+
+
+def iob_labels(schema: Schema) -> list[str]:
+    return ["O"] + [f"{prefix}-{label}" for label in schema.entity_labels for prefix in ("B", "I")]
+
+
+class _Tagger:
+    """Tokens and IOB2 tags for a record; counts what could not be tagged, per label and reason."""
+
+    def __init__(self) -> None:
+        import spacy
+
+        self.nlp = spacy.blank("en")
+        self.skipped: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, doc: LabelledDoc) -> tuple[list[str], list[str]]:
+        from spacy.training import biluo_to_iob, offsets_to_biluo_tags
+
+        sdoc = self.nlp.make_doc(doc.text)
+        chosen: list[tuple[int, int, str]] = []
+        for ent in sorted(doc.entities, key=lambda e: (-(e.end - e.start), e.start)):
+            if any(ent.start < end and start < ent.end for start, end, _ in chosen):
+                self.skipped[(ent.label, "overlapping")] += 1
+            elif sdoc.char_span(ent.start, ent.end) is None:
+                self.skipped[(ent.label, "misaligned")] += 1
+            else:
+                chosen.append((ent.start, ent.end, ent.label))
+        tags = biluo_to_iob(offsets_to_biluo_tags(sdoc, sorted(chosen)))
+        return [t.text for t in sdoc], tags
+
+    def report(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (label, reason), n in sorted(self.skipped.items()):
+            out.setdefault(label, {r: 0 for r in TOKEN_TAGS_SKIPPED})[reason] = n
+        return out
+
+
+def _row(doc: LabelledDoc, tagger: _Tagger) -> dict[str, Any]:
+    meta = dict(doc.meta)
+    row: dict[str, Any] = {"id": doc.id, "text": doc.text}
+    for name in META_COLUMNS:
+        row[name] = meta.pop(name, None)
+    row["meta"] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    row["entities"] = [{"id": e.id, "start": e.start, "end": e.end, "label": e.label, "text": doc.text[e.start:e.end]}
+                       for e in doc.entities]
+    row["relations"] = [{"id": r.id, "head": r.head, "tail": r.tail, "label": r.label,
+                         **{flag: bool(r.attrs.get(flag, False)) for flag in RELATION_FLAGS}} for r in doc.relations]
+    row["tokens"], row["ner_tags"] = tagger(doc)
+    row["annotator"], row["status"] = doc.annotator, doc.status
+    return row
+
+
+def check_gold(docs: Iterable[LabelledDoc], schema: Schema) -> list[LabelledDoc]:
+    """One record per document, every label in the schema; raises naming the first offending document."""
+    from .schema import validate_doc
+
+    seen: dict[str, str | None] = {}
+    out = []
+    for doc in docs:
+        if doc.id in seen:
+            raise InputError(
+                f"document {doc.id!r} appears more than once (annotators {seen[doc.id]!r}, {doc.annotator!r}): "
+                "publish gold records, one per document (see `annotate adjudicate`)"
+            )
+        seen[doc.id] = doc.annotator
+        violations = validate_doc(doc, schema)
+        if violations:
+            raise InputError(f"{violations[0]} ({len(violations)} violation(s) in this document; see `annotate validate`)")
+        out.append(doc)
+    if not out:
+        raise InputError("no records to publish")
+    return out
+
+
+def build_dataset(docs: list[LabelledDoc], schema: Schema, *, seed: int = 0,
+                  ratios: tuple[float, float, float] = DEFAULT_RATIOS) -> tuple[Any, dict[str, Any]]:
+    """The ``DatasetDict`` (splits with no documents left out) and a report of the token tagging."""
+    from datasets import Dataset, DatasetDict
+
+    tagger = _Tagger()
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in HF_SPLITS.values()}
+    for doc in docs:
+        rows[HF_SPLITS[assign_split(doc, seed=seed, ratios=ratios)]].append(_row(doc, tagger))
+    feats = features(schema)
+    dataset = DatasetDict({name: Dataset.from_list(r, features=feats) for name, r in rows.items() if r})
+    report = {"documents": {name: len(r) for name, r in rows.items()}, "seed": seed, "ratios": list(ratios),
+              "left_out_of_ner_tags": tagger.report()}
+    return dataset, report
+
+
+def corpus_counts(docs: list[LabelledDoc]) -> dict[str, Counter[str]]:
+    return {"entities": Counter(e.label for d in docs for e in d.entities),
+            "relations": Counter(r.label for d in docs for r in d.relations)}
+
+
+def dataset_card(name: str, schema: Schema, docs: list[LabelledDoc], report: dict[str, Any], *,
+                 license_id: str, description: str) -> str:
+    """A dataset card: YAML header the Hub reads, then what the data is, its fields, labels and counts."""
+    import yaml
+
+    n = len(docs)
+    size = "n<1K" if n < 1000 else "1K<n<10K" if n < 10_000 else "10K<n<100K"
+    header = {
+        "pretty_name": name, "language": ["en"], "license": license_id,
+        "task_categories": ["token-classification"], "task_ids": ["named-entity-recognition"],
+        "tags": ["relation-extraction", "defence", "diplomacy", "news"], "size_categories": [size],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": s, "path": f"data/{s}.parquet"}
+                                    for s, k in report["documents"].items() if k]}],
+    }
+    counts = corpus_counts(docs)
+    lines = ["---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "", f"# {name}", "",
+             description.strip() or "Entity and relation annotations of diplomacy and defence news.", "",
+             "## Splits", "", "| split | documents |", "| --- | ---: |"]
+    lines += [f"| {s} | {k} |" for s, k in report["documents"].items()]
+    lines += ["", f"Documents are assigned to splits by a seeded hash of their article id (seed {report['seed']}, "
+              f"ratios {report['ratios']}), so every chunk of an article is in one split.", "",
+              "## Entity labels", "", "| label | description | mentions |", "| --- | --- | ---: |"]
+    lines += [f"| {e.name} | {e.description} | {counts['entities'][e.name]} |" for e in schema.entities]
+    lines += ["", "## Relation types", "", "| type | head -> tail | description | count |", "| --- | --- | --- | ---: |"]
+    lines += [f"| {r.name} | {', '.join(r.head)} -> {', '.join(r.tail)} | {r.description} | {counts['relations'][r.name]} |"
+              for r in schema.relations]
+    lines += ["", "## Fields", "",
+              "- `id`, `text`: the document (a chunk of an article) and its id; `article_id`, `chunk`, `char_offset` map it back to the article; `date`, `title`, `source` where known; `meta`: the rest of the record's meta, as JSON.",
+              "- `entities`: `id`, `start`, `end` (Python code-point offsets into `text`, end exclusive), `label`, `text`. Spans may overlap or nest.",
+              "- `relations`: `id`, `head` and `tail` (entity ids), `label`, and the `negated` / `hypothetical` flags.",
+              "- `tokens`, `ner_tags`: spaCy English tokens with IOB2 tags over the entities flattened longest-first.",
+              "- `annotator`, `status`: who produced the record and whether it was confirmed.", ""]
+    skipped = report["left_out_of_ner_tags"]
+    if skipped:
+        lines += ["Entities left out of `ner_tags` (they remain in `entities`):", "",
+                  "| label | overlapping a longer span | not on token boundaries |", "| --- | ---: | ---: |"]
+        lines += [f"| {label} | {v['overlapping']} | {v['misaligned']} |" for label, v in skipped.items()]
+        lines.append("")
+    lines += ["## How it was made", "",
+              f"Labelled with the schema `{schema.name}` (version {schema.version}) using the `annotate` toolkit "
+              "(Doccano for annotation, records validated against the schema before publishing).", "",
+              "## Licence", "", f"`{license_id}`", ""]
+    return "\n".join(lines)
+
+
+def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, name: str, license_id: str = "cc-by-4.0",
+            description: str = "", seed: int = 0, ratios: tuple[float, float, float] = DEFAULT_RATIOS,
+            push_to_hub: str | None = None, token: str | None = None, private: bool = True) -> dict[str, Any]:
+    """Write the dataset (Parquet per split) and its card into ``out``; optionally upload it to the Hub."""
+    gold = check_gold(docs, schema)
+    dataset, report = build_dataset(gold, schema, seed=seed, ratios=ratios)
+    out = Path(out)
+    try:
+        (out / "data").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from err
+    for split, ds in dataset.items():
+        target = out / "data" / f"{split}.parquet"
+        tmp = target.with_name(f".{target.name}.tmp")
+        ds.to_parquet(str(tmp))
+        tmp.replace(target)
+    with atomic_writer(out / "README.md") as handle:
+        handle.write(dataset_card(name, schema, gold, report, license_id=license_id, description=description))
+    summary = {"out": str(out), "name": name, "license": license_id, **report,
+               "features": sorted(dataset[next(iter(dataset))].features)}
+    if push_to_hub:
+        summary["pushed_to"] = _push(out, push_to_hub, token=token, private=private)
+    write_json(out / "publish-report.json", summary)
+    return summary
+
+
+def _push(folder: Path, repo_id: str, *, token: str | None, private: bool) -> str:
+    """Upload the folder as a dataset repository (needs a token with write access and network)."""
+    if not token:
+        raise InputError("--push-to-hub needs a Hugging Face token in $HF_TOKEN")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
+                          allow_patterns=["README.md", "data/*.parquet"])
+    except (HfHubHTTPError, OSError) as err:
+        raise OutputError(f"push to {repo_id!r} failed: {err}".replace("\n", " ")) from err
+    return f"https://huggingface.co/datasets/{repo_id}"
