@@ -71,8 +71,9 @@ def test_publish_seed_gold_round_trips_through_load_dataset(tmp_path, monkeypatc
     gold = list(read_docs(GOLD))
     summary = publish(gold, load_schema(), tmp_path / "ds", name="seed-gold")
     assert sum(summary["documents"].values()) == len(gold) == 15
-    loaded = datasets.load_dataset("parquet", data_files={s: str(tmp_path / "ds" / "data" / f"{s}.parquet")
-                                                         for s, n in summary["documents"].items() if n})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = datasets.load_dataset(str(tmp_path / "ds"))  # reads the card's `configs` like the Hub does
+    assert {s: len(d) for s, d in loaded.items()} == {s: n for s, n in summary["documents"].items() if n}
     rows = {r["id"]: r for split in loaded.values() for r in split}
     assert set(rows) == {d.id for d in gold}
     first = gold[0]
