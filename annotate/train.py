@@ -4,9 +4,13 @@ A thin wrapper over spaCy's own training loop (``spacy.training.loop.train``), s
 option works, plus what a reproducible run needs. ``output/`` receives:
 
 * ``model-best/`` and ``model-last/`` (spaCy's layout); ``model-best`` gets per-type relation thresholds
-  tuned on the dev set (:meth:`RelationExtractor.tune_thresholds`), and its ``meta.json`` gets an
-  ``annotate`` block: the dev scores after tuning, the thresholds, the SHA-256 of the exact config used and
-  of every data file named in ``[paths]``;
+  (:meth:`RelationExtractor.tune_thresholds`) tuned on ``[paths] tune``: a DocBin of documents kept out of
+  both ``train`` and ``dev`` (e.g. a document-level hash slice of the training records, see
+  ``annotate docbin --ratios``), so the dev score is not inflated by thresholds fitted to dev. Without
+  ``paths.tune`` the thresholds are tuned on dev, with a warning, and the summary says so
+  (``thresholds_tuned_on: "dev"``). Its ``meta.json`` gets an ``annotate`` block: the dev scores after
+  tuning, the thresholds and where they were tuned, the SHA-256 of the exact config used and of every data
+  file named in ``[paths]``;
 * ``config.cfg``: the exact config (overrides applied) the run used;
 * ``train-summary.json``: the same facts as the ``annotate`` block, plus the training time.
 
@@ -69,6 +73,9 @@ def _check_corpora(config: Config, config_path: Path | str) -> None:
             raise InputError(f"paths.{name} is not set: pass --paths.{name} PATH", path=config_path)
         if not Path(str(value)).exists():
             raise InputError(f"paths.{name} does not exist", path=value)
+    tune = (config.get("paths") or {}).get("tune")
+    if tune and not Path(str(tune)).exists():
+        raise InputError("paths.tune does not exist", path=tune)
 
 
 def data_hashes(config: Config) -> dict[str, str]:
@@ -126,25 +133,33 @@ def train(
     return summary
 
 
-def _dev_examples(config: Config, nlp: Language) -> list[Example]:
-    dev_path = config["paths"].get("dev")
-    if not dev_path:
+def _examples(config: Config, nlp: Language, name: str) -> list[Example]:
+    path = (config.get("paths") or {}).get(name)
+    if not path:
         return []
-    return list(Corpus(dev_path)(nlp))
+    if not Path(str(path)).exists():
+        raise InputError(f"paths.{name} does not exist", path=path)
+    return list(Corpus(path)(nlp))
 
 
 def _tune_and_score(model_path: Path, config: Config, *, tune: bool = True) -> dict[str, Any]:
-    """Tune the relation thresholds of the saved model on dev, save it again, score it on dev."""
+    """Tune the relation thresholds of the saved model on ``paths.tune`` (else dev), save it, score on dev."""
     nlp = spacy.load(model_path)
-    examples = _dev_examples(config, nlp)
-    out: dict[str, Any] = {"thresholds": {}, "dev_scores": {}}
+    examples = _examples(config, nlp, "dev")
+    out: dict[str, Any] = {"thresholds": {}, "thresholds_tuned_on": None, "dev_scores": {}}
     if not examples:
         return out
     if tune and REL_COMPONENT in nlp.pipe_names:
+        tune_examples = _examples(config, nlp, "tune")
+        out["thresholds_tuned_on"] = "tune" if tune_examples else "dev"
+        if not tune_examples:
+            logger.warning("paths.tune is not set: relation thresholds are tuned on dev, so the dev relation "
+                           "scores are optimistic")
+            tune_examples = examples
         rel = nlp.get_pipe(REL_COMPONENT)
         with nlp.select_pipes(disable=[REL_COMPONENT]):
-            docs = list(nlp.pipe(eg.reference.text for eg in examples))
-        out["thresholds"] = rel.tune_thresholds(docs, [eg.reference for eg in examples])
+            docs = list(nlp.pipe(eg.reference.text for eg in tune_examples))
+        out["thresholds"] = rel.tune_thresholds(docs, [eg.reference for eg in tune_examples])
         nlp.to_disk(model_path)
     out["dev_scores"] = _round(nlp.evaluate(examples))
     return out

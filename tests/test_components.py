@@ -67,6 +67,16 @@ def test_components_window_keeps_candidates_linear(n_ents):
     assert len(cands) == n_ents - 1
 
 
+def test_components_candidates_count_entities_between():
+    nlp, rel = _pipe(max_distance=100)
+    words = ["A", "met", "B", "C", "D", "E", "and", "F"]
+    doc = _doc(nlp, words, [(0, 1, "PERSON"), (2, 3, "PERSON"), (3, 4, "PERSON"), (4, 5, "PERSON"), (5, 6, "PERSON"), (7, 8, "PERSON")])
+    cands, _, pairs = rel.candidates(doc, doc.ents)
+    between = {(h.text, t.text): int(row[7]) for (h, t), row in zip(pairs, cands)}
+    # A-F has four entities between it, capped at MAX_BETWEEN = 3
+    assert (between[("A", "B")], between[("A", "C")], between[("A", "E")], between[("A", "F")], between[("E", "F")]) == (0, 1, 3, 3, 0)
+
+
 def test_components_same_sentence_limits_pairs():
     nlp, rel = _pipe(max_distance=100)
     doc = Doc(nlp.vocab, words=["Macron", "spoke", ".", "Scholz", "left"], sent_starts=[True, False, False, True, False])
@@ -117,7 +127,7 @@ def test_components_scorer_micro_macro_and_symmetry():
     assert scores["ents_macro_p"] == 1.0 and scores["ents_macro_r"] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("architecture", ["annotate.RelationModel.v1", "annotate.RelationBaseline.v1"])
+@pytest.mark.parametrize("architecture", ["annotate.RelationModel.v1", "annotate.RelationModel.v2", "annotate.RelationBaseline.v1"])
 def test_components_model_shapes_and_gradients(architecture):
     nlp = spacy.blank("en")
     config = {"model": {"@architectures": architecture, "tok2vec": {
@@ -142,7 +152,11 @@ def test_components_model_shapes_and_gradients(architecture):
 def test_components_mean_pool_and_gradient_match_hand_values():
     from thinc.api import NumpyOps
 
-    from annotate.components.relation_model import _mean_pool, _mean_pool_backward, _segments
+    from annotate.components.relation_model import (
+        _mean_pool,
+        _mean_pool_backward,
+        _segments,
+    )
 
     ops = NumpyOps()
     x = numpy.arange(12, dtype="f").reshape((6, 2))  # token t = [2t, 2t + 1]
@@ -154,3 +168,50 @@ def test_components_mean_pool_and_gradient_match_hand_values():
     grad = _mean_pool_backward(ops, numpy.ones_like(pooled), seg, 6)
     # token 1: pair 1 head (1/2) + pair 2 between (1/3) + pair 3 head (1); token 5 feeds nothing
     assert grad[:, 0].tolist() == pytest.approx([1.5, 1 / 2 + 1 / 3 + 1, 1 / 2 + 1 / 3 + 1, 1 / 2 + 1 / 3, 2.0, 0.0])
+
+
+@pytest.mark.parametrize(("min_support", "a_threshold"), [(2, 0.35), (3, 0.2)])
+def test_components_pick_thresholds_pools_rare_types(min_support, a_threshold):
+    from annotate.components.relation_extractor import pick_thresholds
+
+    scored = {"A": [(0.9, True), (0.8, True), (0.3, False)], "B": [(0.2, True), (0.15, False)], "C": []}
+    # pooled over A and B (3 gold): best F1 6/7 at 0.2; A alone fits perfectly on (0.3, 0.8], nearest to 0.2 is 0.35
+    got = pick_thresholds(scored, {"A": 2, "B": 1, "C": 0}, 0.5, min_support=min_support)
+    assert got == {"A": a_threshold, "B": 0.2, "C": 0.2}
+
+
+def test_components_pick_thresholds_without_gold_changes_nothing():
+    from annotate.components.relation_extractor import pick_thresholds
+
+    assert pick_thresholds({"A": [(0.9, False)]}, {"A": 0}, 0.5) == {}
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("union", [("Macron", "PERSON"), ("President", "ROLE"), ("Scholz", "PERSON")]),
+    ("gold", [("Macron", "PERSON"), ("President", "ROLE")]),
+])
+def test_components_train_spans_add_predicted_entities(mode, expected):
+    nlp, rel = _pipe(train_entities=mode)
+    words = ["Macron", "President", "met", "Scholz"]
+    ref = _doc(nlp, words, [(0, 1, "PERSON"), (1, 2, "ROLE")])
+    pred = _doc(nlp, words, [(0, 1, "PERSON"), (3, 4, "PERSON")])  # one right, one spurious, one missed
+    spans = rel._train_spans(Example(pred, ref))
+    assert [(s.text, s.label_) for s in spans] == expected
+
+
+def test_components_spurious_predicted_entity_gives_negative_pairs():
+    nlp, rel = _pipe()
+    words = ["Macron", "President", "met", "Scholz"]
+    ref = _doc(nlp, words, [(0, 1, "PERSON"), (1, 2, "ROLE")])
+    ref.user_data[RELATIONS_KEY] = [_rel((0, 6, "PERSON"), (7, 16, "ROLE"), "HAS_ROLE")]
+    eg = Example(_doc(nlp, words, [(3, 4, "PERSON")]), ref)
+    _, mask, pairs = rel.candidates(eg.predicted, rel._train_spans(eg))
+    y, _ = rel._targets(eg, pairs, mask)
+    got = [(h.text, t.text, row[:3].tolist()) for (h, t), row in zip(pairs, y)]
+    assert got == [("Macron", "President", [1.0, 0.0, 0.0]), ("Macron", "Scholz", [0.0, 0.0, 0.0]),
+                   ("Scholz", "President", [0.0, 0.0, 0.0])]
+
+
+def test_components_rejects_unknown_train_entities():
+    with pytest.raises(ValueError, match="train_entities must be one of"):
+        _pipe(train_entities="predicted")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from annotate.cli import app
 from annotate.docbin import build_docbins
 from annotate.records import Article, LabelledDoc, read_docs
+from annotate.schema import load_schema
 
 CONFIG = Path(__file__).resolve().parents[1] / "models" / "configs" / "ner-rel-cpu.cfg"
 SCHEMA = Path(__file__).resolve().parents[1] / "annotate" / "schemas" / "diplomacy-defence.yaml"
@@ -54,9 +55,11 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("train")
     build_docbins(_records(), root / "bins", ratios=(1, 0, 0))
-    (root / "bins" / "dev.spacy").write_bytes((root / "bins" / "train.spacy").read_bytes())  # fit = score on train
+    for name in ("dev", "tune"):  # fit = score (and tune) on train
+        (root / "bins" / f"{name}.spacy").write_bytes((root / "bins" / "train.spacy").read_bytes())
     overrides = {"paths.train": str(root / "bins" / "train.spacy"), "paths.dev": str(root / "bins" / "dev.spacy"),
-                 "paths.schema": str(SCHEMA), "training.max_steps": MAX_STEPS, "training.eval_frequency": 50}
+                 "paths.tune": str(root / "bins" / "tune.spacy"), "paths.schema": str(SCHEMA),
+                 "training.max_steps": MAX_STEPS, "training.eval_frequency": 50}
     summary = train(CONFIG, root / "out", overrides=overrides)
     return root, summary
 
@@ -75,7 +78,10 @@ def test_train_writes_reproducibility_record(trained):
     root, summary = trained
     meta = json.loads((Path(summary["model"]) / "meta.json").read_text())
     assert meta["annotate"]["config_sha256"] == summary["config_sha256"]
-    assert set(meta["annotate"]["data_sha256"]) == {"train", "dev", "schema"}
+    assert set(meta["annotate"]["data_sha256"]) == {"train", "dev", "tune", "schema"}
+    assert meta["annotate"]["thresholds_tuned_on"] == "tune"
+    # every type gets a threshold: its own with enough tune support, else the pooled one
+    assert set(meta["annotate"]["thresholds"]) == {r.name for r in load_schema(SCHEMA).relations}
     assert summary["overrides"]["training.max_steps"] == MAX_STEPS
     assert "max_steps = 300" in (root / "out" / "config.cfg").read_text()
     assert Path(summary["model"]).name == "model-best"
@@ -134,6 +140,25 @@ def test_train_predict_cli_writes_predicted_records(trained, tmp_path):
     assert sorted(r.label for r in record.relations) == ["HAS_ROLE", "ROLE_IN"]
 
 
+@pytest.mark.slow
+def test_train_model_pre_annotates_doccano_tasks(trained, tmp_path):
+    """`annotate tasks --model` turns the pipeline's predictions into Doccano suggestions (UTF-16 offsets)."""
+    _, summary = trained
+    src = tmp_path / "articles.jsonl"
+    src.write_text('{"id": "x#0", "text": "🇫🇷 Macron is President of France.", "meta": {"article_id": "x"}}\n',
+                   encoding="utf-8")
+    out = tmp_path / "tasks.jsonl"
+    result = CliRunner().invoke(app, ["tasks", str(src), "--model", summary["model"], "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)["entity_suggestions"]
+    assert counts["PERSON"] == 1 and counts["ROLE"] == 1  # (the unseen flag may come out as a GPE too)
+    task = json.loads(out.read_text(encoding="ascii"))
+    text16 = task["text"].encode("utf-16-le")
+    spans = {(e["label"], text16[2 * e["start_offset"]:2 * e["end_offset"]].decode("utf-16-le")) for e in task["entities"]}
+    assert {("PERSON", "Macron"), ("ROLE", "President"), ("GPE", "France")} <= spans
+    assert task["meta"]["record_id"] == "x#0"
+
+
 def test_train_cli_rejects_bad_override(tmp_path):
     result = CliRunner().invoke(app, ["train", str(CONFIG), "--output", str(tmp_path / "o"), "training.max_steps"])
     assert result.exit_code != 0
@@ -145,6 +170,15 @@ def test_train_cli_missing_corpus_is_one_line_error(tmp_path):
                                       "--paths.train", str(tmp_path / "nope.spacy"), "--paths.dev", str(tmp_path / "nope.spacy")])
     assert result.exit_code != 0
     assert "nope.spacy" in result.output
+
+
+def test_train_cli_missing_tune_corpus_is_one_line_error(tmp_path):
+    build_docbins(_records(), tmp_path / "bins", ratios=(1, 0, 0))
+    train_path = str(tmp_path / "bins" / "train.spacy")
+    result = CliRunner().invoke(app, ["train", str(CONFIG), "--output", str(tmp_path / "o"), "--paths.train", train_path,
+                                      "--paths.dev", train_path, "--paths.tune", str(tmp_path / "held-out.spacy")])
+    assert result.exit_code != 0
+    assert "paths.tune does not exist" in result.output and "held-out.spacy" in result.output
 
 
 def test_train_predict_cli_missing_model_is_one_line_error(tmp_path):

@@ -1,7 +1,7 @@
 """spaCy components of the toolkit, registered on import (and through entry points, see pyproject.toml).
 
 * factory ``relation_extractor`` (:mod:`.relation_extractor`);
-* architectures ``annotate.RelationModel.v1`` and the tutorial-style ``annotate.RelationBaseline.v1``
+* architectures ``annotate.RelationModel.v1``/``.v2`` and the tutorial-style ``annotate.RelationBaseline.v1``
   (:mod:`.relation_model`);
 * scorer ``annotate.relation_scorer.v1`` (:mod:`.scorer`);
 * misc ``annotate.tokenizer_tweaks.v1`` (:mod:`annotate.docbin`), for ``[initialize.before_init]``.
@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from ..docbin import make_tokenizer_tweaks
 from .relation_extractor import RelationExtractor, make_relation_extractor
-from .relation_model import build_relation_baseline, build_relation_model
+from .relation_model import (
+    build_relation_baseline,
+    build_relation_model,
+    build_relation_model_v2,
+)
 from .scorer import make_relation_scorer, score_relations
 
 __all__ = [
     "RelationExtractor",
     "build_relation_baseline",
     "build_relation_model",
+    "build_relation_model_v2",
     "make_relation_extractor",
     "make_relation_scorer",
     "make_tokenizer_tweaks",

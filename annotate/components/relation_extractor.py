@@ -14,7 +14,15 @@ How it differs from the public spaCy tutorial component (explosion/projects ``tu
 * **Imbalance**: positive cells of the binary cross-entropy weigh ``positive_weight`` times a negative;
   label cells a pair's labels cannot take are masked out of loss and prediction.
 * **Thresholds**: one per type in ``cfg["thresholds"]`` (``threshold`` until tuned);
-  :meth:`RelationExtractor.tune_thresholds` picks each on dev data (``annotate train`` calls it).
+  :meth:`RelationExtractor.tune_thresholds` picks them on held-out data (``annotate train`` calls it on
+  ``paths.tune``, a document-level slice kept out of training, so the dev score stays clean): one pooled
+  threshold for all types, then an own one for each type with at least ``MIN_TUNE_SUPPORT`` gold relations
+  there (a type seen a handful of times would get a threshold fitted to noise).
+* **Predicted entities**: end to end the component sees NER's entities, not gold ones. With
+  ``train_entities = "union"`` (the default) it trains on the union of the gold entities and those already
+  on the predicted doc (put there by ``ner`` when the config lists it, and ``tok2vec``, in
+  ``[training] annotating_components``); pairs that are not gold relations, including those with a wrong
+  or misplaced entity, are negatives. ``"gold"`` trains on gold entities only.
 * **Symmetric types** (``MEETS``): scored once per unordered pair, head = the earlier entity.
 * **Attributes**: extra sigmoid outputs for ``negated`` / ``hypothetical`` (``ATTRIBUTES``), trained on
   gold-positive pairs only, written to the predicted relation's ``attrs``.
@@ -37,7 +45,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..docbin import RELATIONS_KEY
-from .relation_model import N_COLUMNS, distance_bucket
+from .relation_model import MAX_BETWEEN, N_COLUMNS, distance_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,8 @@ ATTRIBUTE_THRESHOLD = 0.5
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 INIT_SAMPLE = 10
 CANDIDATE_MODES = ("schema", "all")
+TRAIN_ENTITY_MODES = ("gold", "union")
+MIN_TUNE_SUPPORT = 5
 
 DEFAULT_MODEL = """
 [model]
@@ -80,6 +90,7 @@ Key = tuple[int, int, str]
         "same_sentence": True,
         "candidates": "schema",
         "positive_weight": 3.0,
+        "train_entities": "union",
         "schema_path": None,
         "scorer": {"@scorers": "annotate.relation_scorer.v1"},
     },
@@ -87,11 +98,12 @@ Key = tuple[int, int, str]
 )
 def make_relation_extractor(
     nlp: Language, name: str, model: Model, threshold: float, max_distance: int, same_sentence: bool,
-    candidates: str, positive_weight: float, schema_path: str | None, scorer: Callable | None,
+    candidates: str, positive_weight: float, train_entities: str, schema_path: str | None, scorer: Callable | None,
 ) -> "RelationExtractor":
     return RelationExtractor(
         nlp.vocab, model, name, threshold=threshold, max_distance=max_distance, same_sentence=same_sentence,
-        candidates=candidates, positive_weight=positive_weight, schema_path=schema_path, scorer=scorer,
+        candidates=candidates, positive_weight=positive_weight, train_entities=train_entities,
+        schema_path=schema_path, scorer=scorer,
     )
 
 
@@ -101,10 +113,14 @@ class RelationExtractor(TrainablePipe):
     def __init__(
         self, vocab: Vocab, model: Model, name: str = "relation_extractor", *, threshold: float = 0.5,
         max_distance: int = 40, same_sentence: bool = True, candidates: str = "schema",
-        positive_weight: float = 3.0, schema_path: str | None = None, scorer: Callable | None = None,
+        positive_weight: float = 3.0, train_entities: str = "union", schema_path: str | None = None,
+        scorer: Callable | None = None,
     ) -> None:
         if candidates not in CANDIDATE_MODES:
             raise ValueError(f"relation_extractor: candidates must be one of {CANDIDATE_MODES}, got {candidates!r}")
+        if train_entities not in TRAIN_ENTITY_MODES:
+            raise ValueError(
+                f"relation_extractor: train_entities must be one of {TRAIN_ENTITY_MODES}, got {train_entities!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -113,6 +129,7 @@ class RelationExtractor(TrainablePipe):
             "labels": [], "attributes": list(ATTRIBUTES), "allowed": [], "symmetric": [], "thresholds": {},
             "threshold": threshold, "max_distance": max_distance, "same_sentence": same_sentence,
             "candidates": candidates, "positive_weight": positive_weight, "schema_path": schema_path,
+            "train_entities": train_entities,
         }
         self._allowed_cache: dict[tuple[str, str], numpy.ndarray] | None = None
 
@@ -156,7 +173,7 @@ class RelationExtractor(TrainablePipe):
         ones = numpy.ones(len(self.cfg["labels"]), dtype="f")
         rows, masks, pairs = [], [], []
         for i, first in enumerate(ents):
-            for second in ents[i + 1:]:
+            for j, second in enumerate(ents[i + 1:], start=i + 1):
                 if second.start - first.end > self.cfg["max_distance"]:
                     break
                 if sent_of is not None and sent_of[first.start] != sent_of[second.start]:
@@ -171,7 +188,8 @@ class RelationExtractor(TrainablePipe):
                         if not mask.any():
                             continue
                     rows.append((head.start, head.end, tail.start, tail.end, head.label, tail.label,
-                                 distance_bucket(head.start, head.end, tail.start, tail.end)))
+                                 distance_bucket(head.start, head.end, tail.start, tail.end),
+                                 min(j - i - 1, MAX_BETWEEN)))
                     masks.append(mask)
                     pairs.append((head, tail))
         cands = numpy.asarray(rows, dtype="uint64").reshape((-1, N_COLUMNS))
@@ -215,12 +233,28 @@ class RelationExtractor(TrainablePipe):
     # ----------------------------------------------------------------------------------- training
 
     def _gold_spans(self, eg: Example) -> list[Span]:
-        """The reference entities, placed on the predicted doc (training uses gold entities)."""
+        """The reference entities, placed on the predicted doc."""
         spans = []
         for ent in eg.reference.ents:
             span = eg.predicted.char_span(ent.start_char, ent.end_char, label=ent.label_, alignment_mode="expand")
             if span is not None:
                 spans.append(span)
+        return spans
+
+    def _train_spans(self, eg: Example) -> list[Span]:
+        """Entities to build training pairs from: gold, plus (``"union"``) those already predicted on the doc.
+
+        A predicted entity equal to a gold one (same offsets and label) is kept once; any other predicted
+        entity only adds negative pairs, which teaches the model what NER's mistakes look like.
+        """
+        spans = self._gold_spans(eg)
+        if self.cfg.get("train_entities", "gold") != "union":
+            return spans
+        seen = {(s.start, s.end, s.label) for s in spans}
+        for ent in eg.predicted.ents:
+            if (ent.start, ent.end, ent.label) not in seen:
+                seen.add((ent.start, ent.end, ent.label))
+                spans.append(ent)
         return spans
 
     def _gold_table(self, eg: Example) -> dict[tuple[Key, Key], list[dict[str, Any]]]:
@@ -260,7 +294,7 @@ class RelationExtractor(TrainablePipe):
         examples = list(examples)
         validate_get_examples(lambda: examples, "RelationExtractor.update")
         docs = [eg.predicted for eg in examples]
-        found = [self.candidates(eg.predicted, self._gold_spans(eg)) for eg in examples]
+        found = [self.candidates(eg.predicted, self._train_spans(eg)) for eg in examples]
         if not any(len(c[0]) for c in found):
             return losses
         set_dropout_rate(self.model, drop)
@@ -331,11 +365,14 @@ class RelationExtractor(TrainablePipe):
 
     # ----------------------------------------------------------------------------------- thresholds
 
-    def tune_thresholds(self, docs: list[Doc], references: list[Doc]) -> dict[str, float]:
-        """Pick, per type, the threshold in :data:`THRESHOLD_GRID` that maximises F1 on ``docs``.
+    def tune_thresholds(
+        self, docs: list[Doc], references: list[Doc], *, min_support: int = MIN_TUNE_SUPPORT,
+    ) -> dict[str, float]:
+        """Pick thresholds on :data:`THRESHOLD_GRID` that maximise F1 on ``docs`` (see :func:`pick_thresholds`).
 
         ``docs`` have been through the pipeline up to this component (predicted ``doc.ents``);
-        ``references`` hold the gold relations. Types absent from the references keep their threshold.
+        ``references`` hold the gold relations. Use data the model was not trained on, and not the data
+        it is scored on. Without any gold relation in ``references`` nothing changes.
         """
         labels = self.cfg["labels"]
         per_label: dict[str, list[tuple[float, bool]]] = {label: [] for label in labels}
@@ -349,15 +386,31 @@ class RelationExtractor(TrainablePipe):
                 for j, label in enumerate(labels):
                     if row[j] > 0:
                         per_label[label].append((float(row[j]), (_span_key(head), _span_key(tail), label) in gold))
-        for label in labels:
-            if n_gold[label]:
-                self.cfg["thresholds"][label] = _best_threshold(per_label[label], n_gold[label], self.cfg["threshold"])
+        self.cfg["thresholds"].update(pick_thresholds(per_label, n_gold, self.cfg["threshold"], min_support=min_support))
         return dict(self.cfg["thresholds"])
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
         if self.scorer is None:
             return {}
         return self.scorer(examples, symmetric=self.cfg["symmetric"], **kwargs)
+
+
+def pick_thresholds(
+    scored: dict[str, list[tuple[float, bool]]], n_gold: dict[str, int], default: float, *,
+    min_support: int = MIN_TUNE_SUPPORT,
+) -> dict[str, float]:
+    """Per-type thresholds: a type's own best with ``min_support`` gold relations, else the pooled best.
+
+    ``scored[label]`` lists ``(probability, is_gold)`` for every candidate the type could take;
+    ``n_gold[label]`` counts its gold relations (found or not). The pooled threshold maximises micro F1 over
+    all types together. Returns ``{}`` when there is no gold relation at all.
+    """
+    total = sum(n_gold.values())
+    if not total:
+        return {}
+    pooled = _best_threshold([item for items in scored.values() for item in items], total, default)
+    return {label: _best_threshold(scored.get(label, []), n_gold.get(label, 0), pooled)
+            if n_gold.get(label, 0) >= min_support else pooled for label in scored}
 
 
 def _best_threshold(scored: list[tuple[float, bool]], n_gold: int, default: float) -> float:

@@ -1,14 +1,17 @@
 """The thinc models behind ``relation_extractor``: candidate entity pairs -> one logit per relation type.
 
-Input: ``(docs, candidates)``, where ``candidates[i]`` is a ``uint64`` array of shape ``(n_pairs, 7)`` for
+Input: ``(docs, candidates)``, where ``candidates[i]`` is a ``uint64`` array of shape ``(n_pairs, 8)`` for
 ``docs[i]``; columns ``head_start, head_end, tail_start, tail_end`` (token indices, end exclusive),
-``head_label, tail_label`` (string-store hashes of the entity labels) and ``distance`` (a bucket id, see
-:func:`distance_bucket`). Output: ``Floats2d`` of shape ``(sum n_pairs, n_outputs)``, raw logits (the
+``head_label, tail_label`` (string-store hashes of the entity labels), ``distance`` (a bucket id, see
+:func:`distance_bucket`) and ``between`` (how many other entities start between the two, capped at
+:data:`MAX_BETWEEN`). Output: ``Floats2d`` of shape ``(sum n_pairs, n_outputs)``, raw logits (the
 component applies the sigmoid and the weighted loss).
 
 ``annotate.RelationModel.v1`` represents a pair by the mean-pooled head, the mean-pooled tail, the mean of
 the tokens *between* them (the context the tutorial model lacks), learned embeddings of both entity labels
-and of the signed, bucketed token distance, then a Maxout hidden layer. ``annotate.RelationBaseline.v1``
+and of the signed, bucketed token distance, then a Maxout hidden layer. ``annotate.RelationModel.v2`` adds
+an embedding of the number of entities between the two (a relation usually links near neighbours; the
+token distance alone cannot tell "adjacent entities" from "same gap, three entities in between"). ``annotate.RelationBaseline.v1``
 is the public spaCy tutorial's design kept for honest comparison: head and tail mean-pooled and
 concatenated, one linear layer, nothing else.
 
@@ -19,7 +22,8 @@ runs per token or per pair.
 
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy
 from spacy.tokens import Doc
@@ -27,7 +31,10 @@ from spacy.util import registry
 from thinc.api import HashEmbed, Linear, Maxout, Model, chain
 from thinc.types import Floats2d
 
-N_COLUMNS = 7
+N_COLUMNS = 8
+MAX_BETWEEN = 3  # 0, 1, 2, 3+ entities between head and tail
+BETWEEN_ROWS = 2 * (MAX_BETWEEN + 1)
+BETWEEN_SEED = 29
 N_DISTANCE_BUCKETS = 8  # gaps 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+ tokens; doubled for the direction
 LABEL_ROWS = 64
 DISTANCE_ROWS = 2 * N_DISTANCE_BUCKETS
@@ -62,6 +69,25 @@ def build_relation_model(
     return model
 
 
+@registry.architectures("annotate.RelationModel.v2")
+def build_relation_model_v2(
+    tok2vec: Model[list[Doc], list[Floats2d]],
+    hidden_width: int = 128,
+    label_width: int = 16,
+    distance_width: int = 16,
+    between_width: int = 8,
+    dropout: float = 0.1,
+    nO: int | None = None,
+) -> Model[InT, Floats2d]:
+    """v1 plus an embedding of the number of entities between head and tail (column ``between``)."""
+    encoder = build_pair_encoder(tok2vec, context=True, label_width=label_width, distance_width=distance_width,
+                                 between_width=between_width)
+    hidden = Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True)
+    model = chain(encoder, hidden, Linear(nO=nO))
+    model.name = "annotate.RelationModel.v2"
+    return model
+
+
 @registry.architectures("annotate.RelationBaseline.v1")
 def build_relation_baseline(tok2vec: Model[list[Doc], list[Floats2d]], nO: int | None = None) -> Model[InT, Floats2d]:
     """The tutorial-style baseline: [mean(head); mean(tail)] -> Linear (no context, labels or distance)."""
@@ -73,6 +99,7 @@ def build_relation_baseline(tok2vec: Model[list[Doc], list[Floats2d]], nO: int |
 
 def build_pair_encoder(
     tok2vec: Model[list[Doc], list[Floats2d]], *, context: bool, label_width: int, distance_width: int,
+    between_width: int = 0,
 ) -> Model[InT, Floats2d]:
     layers: list[Model] = [tok2vec]
     refs: dict[str, Model] = {"tok2vec": tok2vec}
@@ -82,6 +109,9 @@ def build_pair_encoder(
     if distance_width:
         refs["distance"] = HashEmbed(nO=distance_width, nV=DISTANCE_ROWS, seed=DISTANCE_SEED)
         layers.append(refs["distance"])
+    if between_width:
+        refs["between"] = HashEmbed(nO=between_width, nV=BETWEEN_ROWS, seed=BETWEEN_SEED)
+        layers.append(refs["between"])
     return Model(
         "pair_encoder",
         _encoder_forward,
@@ -97,13 +127,13 @@ def _encoder_init(model: Model, X: InT | None = None, Y: Any = None) -> None:
     tok2vec = model.get_ref("tok2vec")
     if X is not None:
         tok2vec.initialize(X=X[0])
-    for name in ("labels", "distance"):
+    for name in ("labels", "distance", "between"):
         if model.has_ref(name):
             model.get_ref(name).initialize()
     width = tok2vec.get_dim("nO")
     n_pooled = 3 if model.attrs["context"] else 2
     n_out = n_pooled * width
-    for name in ("labels", "distance"):
+    for name in ("labels", "distance", "between"):
         if model.has_ref(name):
             n_out += model.get_ref(name).get_dim("nO") * (2 if name == "labels" else 1)
     model.set_dim("nO", n_out)
@@ -165,6 +195,10 @@ def _encoder_forward(model: Model, inputs: InT, is_train: bool) -> tuple[Floats2
         emb, bp_dist = model.get_ref("distance")(ops.asarray1i(all_cands[:, 6].astype("uint64"), dtype="uint64"), is_train)
         parts.append(emb)
         callbacks.append(bp_dist)
+    if model.has_ref("between"):
+        emb, bp_between = model.get_ref("between")(ops.asarray1i(all_cands[:, 7].astype("uint64"), dtype="uint64"), is_train)
+        parts.append(emb)
+        callbacks.append(bp_between)
     output = ops.xp.concatenate(parts, axis=1)
     widths = [p.shape[1] for p in parts]
 
