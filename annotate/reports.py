@@ -43,57 +43,23 @@ def _fmt_ci(interval: list[float] | None) -> str:
     return "—" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
+def _score_row(name: str, s: dict[str, Any], f1_ci: list[float] | None, *, counts: bool = True) -> list[str]:
+    scores = [name, _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), _fmt_ci(f1_ci)]
+    return scores + ([str(s[k]) for k in ("support", "tp", "fp", "fn")] if counts else [""] * 4)
+
+
 def view_rows(view: dict[str, Any]) -> list[list[str]]:
     """Table rows for one view: label, P, R, F1, F1 interval, support, tp, fp, fn; then micro and macro."""
     ci = view.get("ci") or {}
-    rows = []
     per_label_ci = ci.get("per_label", {})
-    for label, s in view["per_label"].items():
-        if label == ANY_LABEL or s["f1"] is None:  # listed by unused_labels() instead
-            continue
-        f1_ci = per_label_ci.get(label, {}).get("f1")
-        rows.append(
-            [
-                label,
-                _fmt(s["precision"]),
-                _fmt(s["recall"]),
-                _fmt(s["f1"]),
-                _fmt_ci(f1_ci),
-                str(s["support"]),
-                str(s["tp"]),
-                str(s["fp"]),
-                str(s["fn"]),
-            ]
-        )
-    m = view["micro"]
-    rows.append(
-        [
-            "micro",
-            _fmt(m["precision"]),
-            _fmt(m["recall"]),
-            _fmt(m["f1"]),
-            _fmt_ci(ci.get("micro", {}).get("f1")),
-            str(m["support"]),
-            str(m["tp"]),
-            str(m["fp"]),
-            str(m["fn"]),
-        ]
-    )
+    rows = [
+        _score_row(label, s, per_label_ci.get(label, {}).get("f1"))
+        for label, s in view["per_label"].items()
+        if label != ANY_LABEL and s["f1"] is not None  # the others are listed by unused_labels()
+    ]
+    rows.append(_score_row("micro", view["micro"], ci.get("micro", {}).get("f1")))
     if view["macro"]["labels"] and any(label != ANY_LABEL for label in view["per_label"]):
-        a = view["macro"]
-        rows.append(
-            [
-                "macro",
-                _fmt(a["precision"]),
-                _fmt(a["recall"]),
-                _fmt(a["f1"]),
-                _fmt_ci(ci.get("macro", {}).get("f1")),
-                "",
-                "",
-                "",
-                "",
-            ]
-        )
+        rows.append(_score_row("macro", view["macro"], ci.get("macro", {}).get("f1"), counts=False))
     return rows
 
 
