@@ -407,3 +407,22 @@ def test_evaluate_cli_model_form_scores_both_passes(tmp_path: Path, files: tuple
     assert data["views"]["relations.strict"]["micro"]["tp"] == 0  # end to end: one entity, no pair
     assert data["views"]["relations.classification"]["micro"]["tp"] == 1  # over gold entities: MEETS found
     assert data["classification_source"] == "predicted over gold entities"
+
+
+def test_reports_view_rows_pins_label_micro_and_macro_rows():
+    from annotate.reports import view_rows
+
+    view = {
+        "per_label": {
+            "GPE": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1, "tp": 1, "fp": 1, "fn": 0},
+            "ROLE": {"precision": None, "recall": None, "f1": None, "support": 0, "tp": 0, "fp": 0, "fn": 0},
+        },
+        "micro": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1, "tp": 1, "fp": 1, "fn": 0},
+        "macro": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "labels": ["GPE"]},
+        "ci": {"per_label": {"GPE": {"f1": [0.0, 1.0]}}, "micro": {"f1": [0.25, 0.75]}},
+    }
+    assert view_rows(view) == [
+        ["GPE", "0.500", "1.000", "0.667", "[0.000, 1.000]", "1", "1", "1", "0"],
+        ["micro", "0.500", "1.000", "0.667", "[0.250, 0.750]", "1", "1", "1", "0"],
+        ["macro", "0.500", "1.000", "0.667", "—", "", "", "", ""],
+    ]
