@@ -445,6 +445,41 @@ def predict_cmd(
     report(summary, as_json=as_json, title=f"Predictions in {out}")
 
 
+@import_app.command("crossre")
+def import_crossre_cmd(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CrossRE split file (JSON lines).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
+    name: Annotated[str | None, typer.Option(help="Name of the generated schema. Default: the --out folder's name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CrossRE file (tokens joined with single spaces) as records, with a generated schema and a report.
+
+    Example: annotate import crossre ../shared/data/crossre_politics/politics-train.json --out corpora/crossre-politics
+    """
+    from .importers.crossre import import_crossre
+
+    summary = import_crossre(path, out, name=name)
+    long_lists = ("relation_pairs", "examples")  # in import-report.json; too long for the table
+    report(summary, as_json=as_json, title=f"CrossRE -> {out}", rows=[(k, v) for k, v in summary.items() if k not in long_lists])
+
+
+@import_app.command("conll")
+def import_conll_cmd(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CoNLL-style file: TOKEN<TAB>TAG lines (CrossNER).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
+    name: Annotated[str | None, typer.Option(help="Name of the generated schema. Default: the --out folder's name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CoNLL-style NER file (BIO or IOB1 tags), one record per sentence, with a generated schema and a report.
+
+    Example: annotate import conll ../shared/data/crossner_politics/train.txt --out corpora/crossner-politics
+    """
+    from .importers.crossner import import_conll
+
+    summary = import_conll(path, out, name=name)
+    report(summary, as_json=as_json, title=f"CoNLL -> {out}")
+
+
 @import_app.command("re3d")
 def import_re3d_cmd(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A re3d folder (source sub-folders, or one of them).")],

@@ -34,18 +34,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import InputError
-from ..records import Entity, LabelledDoc, Relation, atomic_writer, iter_json_lines, write_json, write_jsonl
-from ..schema import schema_from_dict
+from ..records import Entity, LabelledDoc, Relation, iter_json_lines, write_json, write_jsonl
+from ._schema import build_schema, write_schema
 
 logger = logging.getLogger(__name__)
 
 FILES = ("documents.json", "entities.json", "relations.json")
 SYMMETRIC = frozenset({"CoLocated", "Apart", "CommWith", "AlliesOf", "IsSynonymOf"})
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
-           "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075")
 ANNOTATOR = "re3d"
 NOT_PROBLEMS = ("entities", "relations", "value_differs_from_text")  # mapped, only counted
 
@@ -153,28 +149,6 @@ class _Importer:
             self.report["relations"][label] += 1
 
 
-def build_schema(entity_labels: list[str], pairs: dict[str, set[tuple[str, str]]]) -> dict[str, Any]:
-    """A schema dict for the labels seen (validated by :func:`annotate.schema.schema_from_dict`)."""
-    shortcuts: set[str] = set()
-    entities = []
-    for i, label in enumerate(sorted(entity_labels)):
-        key = next((c for c in label.lower() + "abcdefghijklmnopqrstuvwxyz0123456789" if c.isalnum() and c not in shortcuts), None)
-        if key:
-            shortcuts.add(key)
-        entities.append({"name": label, "description": f"re3d {label}", "colour": PALETTE[i % len(PALETTE)], "shortcut": key})
-    relations = []
-    for i, label in enumerate(sorted(pairs)):
-        relations.append({
-            "name": label, "description": f"re3d {label}",
-            "head": sorted({h for h, _ in pairs[label]}), "tail": sorted({t for _, t in pairs[label]}),
-            "symmetric": label in SYMMETRIC, "colour": PALETTE[(i + 5) % len(PALETTE)],
-        })
-    data = {"name": "re3d", "version": 1, "guidelines": "Generated from the re3d corpus by `annotate import re3d`.",
-            "entities": entities, "relations": relations}
-    schema_from_dict(data, source="generated re3d schema")
-    return data
-
-
 def import_re3d(path: Path | str, out: Path | str) -> dict[str, Any]:
     """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json``; return the report."""
     importer = _Importer()
@@ -185,9 +159,9 @@ def import_re3d(path: Path | str, out: Path | str) -> dict[str, Any]:
     docs = list(importer.docs.values())
     write_jsonl(out / "labelled.jsonl", docs)
     labels = sorted({e.label for d in docs for e in d.entities})
-    schema = build_schema(labels, importer.pairs)
-    with atomic_writer(out / "schema.yaml") as handle:
-        yaml.safe_dump(schema, handle, sort_keys=False, allow_unicode=True)
+    schema = build_schema("re3d", labels, importer.pairs, corpus="re3d", command="annotate import re3d",
+                          symmetric=SYMMETRIC)
+    write_schema(out / "schema.yaml", schema)
     summary = {
         "path": str(path), "out": str(out), "subsets": [f.name for f in subsets], "documents": len(docs),
         "entities": sum(importer.report["entities"].values()), "relations": sum(importer.report["relations"].values()),
