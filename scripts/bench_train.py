@@ -21,6 +21,7 @@ per-type relation thresholds are tuned (``paths.tune``). Dev is used only to pic
 
 Usage: .venv/bin/python scripts/bench_train.py --max-steps 600 [--re3d ../shared/data/re3d] [--work /tmp/bench]
        [--tune-fraction 0.1] [--reuse] [--set components.tok2vec.model.encode.width=64 ...]
+       [--config models/configs/ner-rel-pretrained.cfg --set paths.init_tok2vec=/tmp/pretrain/model-last.bin]
 """
 
 import os
@@ -109,9 +110,9 @@ def stock_config(work: Path) -> Path:
     return path
 
 
-def baseline_config(work: Path) -> Path:
+def baseline_config(work: Path, config: Path = OUR_CONFIG) -> Path:
     """Our config with the tutorial-style relation model and candidate rules (same tok2vec and NER)."""
-    text = OUR_CONFIG.read_text(encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
     text = re.sub(r'@architectures = "annotate.RelationModel.v\d+"\n(?:\w+ = .*\n)+',
                   '@architectures = "annotate.RelationBaseline.v1"\nnO = null\n', text)
     for key, value in (("candidates", '"all"'), ("max_distance", "100"), ("same_sentence", "false"), ("positive_weight", "1.0")):
@@ -216,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--re3d", type=Path, default=ROOT.parent / "shared" / "data" / "re3d")
     parser.add_argument("--work", type=Path, default=Path("/tmp/annotate-bench"))
+    parser.add_argument("--config", type=Path, default=OUR_CONFIG,
+                        help="Our pipeline's config (the baseline swaps its relation model; --set applies to ours only).")
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--eval-frequency", type=int, default=100)
     parser.add_argument("--tune-fraction", type=float, default=0.1, help="Share of train documents held out to tune thresholds.")
@@ -228,9 +231,9 @@ def main() -> None:
               "training.eval_frequency": args.eval_frequency, "training.patience": 0}
     extra = {key: config_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     ours_overrides = {**common, "paths.schema": str(schema), "paths.tune": str(tune_path), **extra}
-    ours = run_training("ours", OUR_CONFIG, args.work / "ours", ours_overrides, tune=True, reuse=args.reuse)
+    ours = run_training("ours", args.config, args.work / "ours", ours_overrides, tune=True, reuse=args.reuse)
     stock = run_training("stock ner", stock_config(args.work), args.work / "stock", common, tune=False, reuse=args.reuse)
-    base = run_training("baseline", baseline_config(args.work), args.work / "baseline", common, tune=False, reuse=args.reuse)
+    base = run_training("baseline", baseline_config(args.work, args.config), args.work / "baseline", common, tune=False, reuse=args.reuse)
     gold = read_docbin(dev_path, make_nlp())
     ours_nlp, stock_nlp, base_nlp = (spacy.load(s["model"]) for s in (ours, stock, base))
     symmetric = ours_nlp.get_pipe("relation_extractor").cfg["symmetric"]  # from the generated re3d schema

@@ -188,3 +188,76 @@ def test_train_predict_cli_missing_model_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), str(src), "--out", str(tmp_path / "p.jsonl")])
     assert result.exit_code == 1
     assert "error:" in result.output and "cannot load spaCy pipeline" in result.output
+
+
+# ------------------------------------------------------------------ pretrained tok2vec (scripts/pretrain_tok2vec.py)
+
+PRETRAINED_CONFIG = CONFIG.with_name("ner-rel-pretrained.cfg")
+PRETRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pretrain_tok2vec.py"
+
+
+@pytest.fixture(scope="module")
+def pretrain_script():
+    """The script as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pretrain_tok2vec", PRETRAIN_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pretrained_config_is_default_pipeline_plus_pretraining_block():
+    from spacy.util import load_config
+
+    default, pretrained = (load_config(p, interpolate=False) for p in (CONFIG, PRETRAINED_CONFIG))
+    for section in ("nlp", "components", "training", "initialize"):
+        assert pretrained[section] == default[section], section
+    # spaCy skips init_tok2vec without a word when [pretraining] has no component
+    assert pretrained["pretraining"]["component"] == "tok2vec"
+
+
+def test_pretrain_reads_conll_and_crossre_sentences(pretrain_script, tmp_path):
+    conll = tmp_path / "train.txt"
+    conll.write_text("NATO\tB-organisation\nmet\tO\n\nKyiv\tB-location\n", encoding="utf-8")
+    crossre = tmp_path / "politics-train.json"
+    crossre.write_text('{"sentence": ["Macron", "visited", "Berlin", "."]}\n\n', encoding="utf-8")
+    assert list(pretrain_script.conll_texts(conll)) == ["NATO met", "Kyiv"]
+    assert list(pretrain_script.crossre_texts(crossre)) == ["Macron visited Berlin ."]
+
+
+def test_pretrain_config_without_pretraining_component_is_rejected(pretrain_script, tmp_path):
+    from annotate.errors import InputError
+
+    with pytest.raises(InputError, match="component must be"):
+        pretrain_script.pretraining_config(CONFIG, tmp_path / "raw.jsonl", 1)
+
+
+@pytest.mark.slow
+def test_pretrained_weights_are_loaded_at_initialization(pretrain_script, tmp_path):
+    import numpy
+    from spacy.training.initialize import init_nlp
+    from spacy.training.pretrain import pretrain
+    from spacy.util import load_config
+
+    from annotate.records import write_jsonl
+
+    raw = tmp_path / "raw.jsonl"
+    write_jsonl(raw, [{"text": text} for text, _, _ in DOCS])
+    config = pretrain_script.pretraining_config(PRETRAINED_CONFIG, raw, 1)
+    assert config["nlp"]["pipeline"] == ["tok2vec"]
+    pretrain(config.interpolate(), tmp_path)
+    weights = tmp_path / "model-last.bin"
+    build_docbins(_records(), tmp_path / "bins", ratios=(1, 0, 0))
+    bins = str(tmp_path / "bins" / "train.spacy")
+    overrides = {"paths.train": bins, "paths.dev": bins, "paths.schema": str(SCHEMA)}
+    loaded, fresh = (init_nlp(load_config(PRETRAINED_CONFIG, overrides={**overrides, "paths.init_tok2vec": init})
+                              .interpolate()) for init in (str(weights), None))
+
+    def hash_table(nlp):
+        return next(n for n in nlp.get_pipe("tok2vec").model.walk() if n.has_param("E")).get_param("E").copy()
+
+    untouched = hash_table(fresh)
+    fresh.get_pipe("tok2vec").model.from_bytes(weights.read_bytes())
+    assert not numpy.array_equal(hash_table(loaded), untouched)
+    assert numpy.array_equal(hash_table(loaded), hash_table(fresh))
