@@ -82,3 +82,18 @@ def test_cli_validate_ok(tmp_path):
     result = run("validate", path, "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {"records": 1, "schema": "diplomacy-defence", "violations": []}
+
+
+def test_cli_schema_check_and_guidelines(tmp_path):
+    result = run("schema", "check", "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["schema"] == "diplomacy-defence" and summary["relation_types"][:2] == ["HAS_ROLE", "ROLE_IN"]
+    out = tmp_path / "guidelines.md"
+    assert run("schema", "guidelines", "--out", out).exit_code == 0
+    assert out.read_text(encoding="utf-8").startswith("# Annotation guidelines: diplomacy-defence")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entities: [{name: A}, {name: A}]\n", encoding="utf-8")
+    result = run("schema", "check", bad)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {bad}: 1 problem(s): duplicate entity label 'A'"

@@ -127,3 +127,13 @@ def test_schema_checks_worked_examples(example, match):
     data = {"entities": ["A", "B"], "relations": [{"name": "R", "head": ["A"], "tail": ["B"]}], "examples": [example]}
     with pytest.raises(SchemaError, match=match):
         schema_from_dict(data)
+
+
+def test_schema_shipped_guidelines_are_up_to_date():
+    """docs/guidelines.md is generated: `annotate schema guidelines --out docs/guidelines.md` after a schema change."""
+    from pathlib import Path
+
+    from annotate.schema import guidelines_markdown
+
+    shipped = Path(__file__).parents[1] / "docs" / "guidelines.md"
+    assert shipped.read_text(encoding="utf-8") == guidelines_markdown(load_schema())
