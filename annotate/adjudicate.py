@@ -190,22 +190,25 @@ def _build(
     )
 
 
-def _entity_item(
-    doc: LabelledDoc, key: Span, voters: Sequence[str], order: Sequence[str], *, keep: bool, reason: str
-) -> dict[str, Any]:
-    start, end, label = key
+def _vote(doc: LabelledDoc, start: int, end: int, voters: Sequence[str], order: Sequence[str], *, keep: bool,
+          reason: str) -> dict[str, Any]:
+    """The fields every review item has: who marked it, the decision and why, the text around it."""
     return {
-        "doc_id": doc.id,
-        "kind": "entity",
-        "label": label,
-        "start": start,
-        "end": end,
-        "text": doc.text[start:end],
         "marked_by": list(voters),
         "not_marked_by": [n for n in order if n not in voters],
         "decision": "kept" if keep else "dropped",
         "reason": reason,
         "context": context(doc.text, start, end),
+    }
+
+
+def _entity_item(
+    doc: LabelledDoc, key: Span, voters: Sequence[str], order: Sequence[str], *, keep: bool, reason: str
+) -> dict[str, Any]:
+    start, end, label = key
+    return {
+        "doc_id": doc.id, "kind": "entity", "label": label, "start": start, "end": end, "text": doc.text[start:end],
+        **_vote(doc, start, end, voters, order, keep=keep, reason=reason),
     }
 
 
@@ -215,16 +218,10 @@ def _relation_item(
     head, tail, label = key
     start, end = min(head[0], tail[0]), max(head[1], tail[1])
     return {
-        "doc_id": doc.id,
-        "kind": "relation",
-        "label": label,
+        "doc_id": doc.id, "kind": "relation", "label": label,
         "head": {"start": head[0], "end": head[1], "label": head[2], "text": doc.text[head[0] : head[1]]},
         "tail": {"start": tail[0], "end": tail[1], "label": tail[2], "text": doc.text[tail[0] : tail[1]]},
-        "marked_by": list(voters),
-        "not_marked_by": [n for n in order if n not in voters],
-        "decision": "kept" if keep else "dropped",
-        "reason": reason,
-        "context": context(doc.text, start, end),
+        **_vote(doc, start, end, voters, order, keep=keep, reason=reason),
     }
 
 
