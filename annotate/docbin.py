@@ -43,7 +43,7 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
 
 from .errors import InputError, OutputError
-from .records import Entity, LabelledDoc, Relation, write_json, write_jsonl
+from .records import Entity, LabelledDoc, Relation, atomic_path, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -365,10 +365,8 @@ def build_docbins(
 
 def _write_docbin(docbin: DocBin, path: Path) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        docbin.to_disk(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            docbin.to_disk(tmp)
     except OSError as err:
         raise OutputError(f"{path}: cannot write DocBin ({err.strerror or err})") from err
 

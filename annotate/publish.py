@@ -32,7 +32,7 @@ from typing import Any
 
 from .docbin import DEFAULT_RATIOS, assign_split
 from .errors import InputError, OutputError
-from .records import LabelledDoc, atomic_writer, write_json
+from .records import LabelledDoc, atomic_path, atomic_writer, write_json
 from .schema import Schema
 
 log = logging.getLogger(__name__)
@@ -216,10 +216,8 @@ def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, nam
     except OSError as err:
         raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from err
     for split, ds in dataset.items():
-        target = out / "data" / f"{split}.parquet"
-        tmp = target.with_name(f".{target.name}.tmp")
-        ds.to_parquet(str(tmp))
-        tmp.replace(target)
+        with atomic_path(out / "data" / f"{split}.parquet") as tmp:
+            ds.to_parquet(str(tmp))
     with atomic_writer(out / "README.md") as handle:
         handle.write(dataset_card(name, schema, gold, report, license_id=license_id, description=description))
     summary = {"out": str(out), "name": name, "license": license_id, **report,

@@ -223,24 +223,32 @@ def read_articles(path: Path | str) -> Iterator[Article]:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path | str, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_path(path: Path | str, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that want a file name (DocBin, Parquet, PNG); it is
+    renamed over ``path`` only if the block succeeds, and removed otherwise."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
     except OSError as err:
         raise OutputError(f"{path}: cannot write here ({err.strerror or err})") from err
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path | str, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding=encoding, newline="\n") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def dumps(obj: Any, *, ensure_ascii: bool = False) -> str:

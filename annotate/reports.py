@@ -17,8 +17,6 @@ Nothing here computes a metric: this module imports ``evaluate``, never the reve
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import numpy as np
 
 from .errors import OutputError
 from .evaluate import ANY_LABEL, VIEWS
-from .records import atomic_writer, write_json, write_jsonl
+from .records import atomic_path, atomic_writer, write_json, write_jsonl
 
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
@@ -163,14 +161,8 @@ def _describe(err: dict[str, Any]) -> str:
 
 def _save_figure(fig: Any, path: Path) -> None:
     """Save a matplotlib figure atomically (temporary file beside it, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_confusion(conf: dict[str, Any], title: str, path: Path) -> None:
