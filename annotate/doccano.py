@@ -61,7 +61,17 @@ from .records import (
     write_jsonl,
 )
 from .schema import Schema, Violation, validate_doc
-from .tasks import ENTITY_IDS_KEY, RECORD_ID_KEY, RELATION_IDS_KEY, UNIT_KEY, to_task
+from .tasks import (
+    BOOKKEEPING_KEYS,
+    ENTITY_IDS_KEY,
+    ENTITY_SPANS_KEY,
+    EXTRAS_KEY,
+    RECORD_ID_KEY,
+    RELATION_ENDS_KEY,
+    RELATION_IDS_KEY,
+    from_task,
+    to_task,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +80,6 @@ IMPORT_TASK = "RelationExtraction"
 DATA_FORMAT = "JSONL"  # with use_relation on, Doccano's JSONL import/export carries entities and relations
 UPLOAD_ENCODING = "utf_8"  # never let the server guess (it read UTF-8 as cp1254 once)
 
-# push adds these beside tasks.py's entity_ids/relation_ids, so the pull can tell unchanged labels
-ENTITY_SPANS_KEY = "entity_spans"  # [[start, end, label]] in code points, parallel to entity_ids
-RELATION_ENDS_KEY = "relation_ends"  # [[head id, tail id, label]], parallel to relation_ids
-EXTRAS_KEY = "label_extras"  # {"entities": {id: {"text", "attrs"}}, "relations": {id: {"attrs"}}}
-BOOKKEEPING_KEYS = (RECORD_ID_KEY, ENTITY_IDS_KEY, RELATION_IDS_KEY, UNIT_KEY, ENTITY_SPANS_KEY, RELATION_ENDS_KEY, EXTRAS_KEY)
 NEW_ENTITY_PREFIX = "dc"
 NEW_RELATION_PREFIX = "dr"
 
@@ -333,33 +338,6 @@ def add_members(conn: Connection, project: ProjectRef, members: Iterable[tuple[s
 # --------------------------------------------------------------------------------------------- push
 
 
-def task_row(doc: Article, unit: Unit) -> dict[str, Any]:
-    """``to_task`` plus what the pull needs to recognise unchanged labels (spans, relation ends, extras)."""
-    row = to_task(doc, unit=unit)
-    if isinstance(doc, LabelledDoc):
-        meta = row["meta"]
-        if doc.entities:
-            meta[ENTITY_SPANS_KEY] = [[e.start, e.end, e.label] for e in doc.entities]
-        if doc.relations:
-            meta[RELATION_ENDS_KEY] = [[r.head, r.tail, r.label] for r in doc.relations]
-        extras = {
-            "entities": {e.id: _entity_extras(e) for e in doc.entities if _entity_extras(e)},
-            "relations": {r.id: {"attrs": r.attrs} for r in doc.relations if r.attrs},
-        }
-        if extras["entities"] or extras["relations"]:
-            meta[EXTRAS_KEY] = extras
-    return row
-
-
-def _entity_extras(ent: Entity) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if ent.text is not None:
-        out["text"] = ent.text
-    if ent.attrs:
-        out["attrs"] = ent.attrs
-    return out
-
-
 def read_push_input(path: Path) -> list[LabelledDoc]:
     """Records (our format) or Doccano task rows (``annotate tasks`` output) from a JSONL file.
 
@@ -370,7 +348,7 @@ def read_push_input(path: Path) -> list[LabelledDoc]:
     for line_no, obj in iter_json_lines(path):
         if isinstance(obj, dict) and "id" not in obj and isinstance(obj.get("meta"), dict) and RECORD_ID_KEY in obj["meta"]:
             try:
-                docs.append(doc_from_task_row(obj))
+                docs.append(from_task(obj))
             except (KeyError, TypeError, ValueError, IndexError) as err:
                 raise InputError(f"bad Doccano task row: {err}", path=path, line=line_no) from err
             continue
@@ -379,29 +357,6 @@ def read_push_input(path: Path) -> list[LabelledDoc]:
         except (ValueError, TypeError) as err:
             raise InputError(str(err), path=path, line=line_no) from err
     return docs
-
-
-def doc_from_task_row(row: dict[str, Any]) -> LabelledDoc:
-    meta = dict(row["meta"])
-    unit = meta.get(UNIT_KEY, "utf16")
-    offsets = OffsetMap(row["text"], unit)
-    ids = list(meta.get(ENTITY_IDS_KEY) or [])
-    number_to_id: dict[Any, str] = {}
-    entities = []
-    for i, ent in enumerate(row.get("entities") or []):
-        ent_id = ids[i] if i < len(ids) else f"e{ent['id']}"
-        number_to_id[ent["id"]] = ent_id
-        start, end = offsets.to_codepoint(ent["start_offset"]), offsets.to_codepoint(ent["end_offset"])
-        entities.append(Entity(ent_id, start, end, ent["label"]))
-    rel_ids = list(meta.get(RELATION_IDS_KEY) or [])
-    relations = [
-        Relation(rel_ids[i] if i < len(rel_ids) else f"r{rel['id']}", number_to_id[rel["from_id"]], number_to_id[rel["to_id"]], rel["type"])
-        for i, rel in enumerate(row.get("relations") or [])
-    ]
-    record_id = str(meta[RECORD_ID_KEY])
-    for key in BOOKKEEPING_KEYS:
-        meta.pop(key, None)
-    return LabelledDoc(id=record_id, text=row["text"], meta=meta, entities=entities, relations=relations)
 
 
 def existing_record_ids(conn: Connection, project: ProjectRef) -> dict[str, int]:
@@ -467,7 +422,7 @@ def push(
             skipped += 1
             continue
         seen.add(doc.id)
-        rows.append(task_row(doc, project.unit))
+        rows.append(to_task(doc, unit=project.unit))
     if rows:
         upload_rows(conn, project, rows)
     log.info("project %s: uploaded %d, skipped %d already present", project.name, len(rows), skipped)

@@ -8,10 +8,14 @@ relations::
      "relations": [{"id": 1, "from_id": 1, "to_id": 2, "type": "HAS_ROLE"}],
      "meta": {"record_id": "3f1c...#0", "article_id": "3f1c...", "chunk": 0, ...}}
 
+:func:`from_task` is the inverse: a task row back to a record, with our ids, span texts and attributes.
+
 Why this shape (see ``../shared/DOCCANO.md``): every top-level key other than text/entities/relations
 becomes the example's meta, and one row with a missing key or a null fails the whole batch, so all our
 meta goes into one nested ``meta`` object with nulls dropped. ``record_id`` maps an example back to our
-record. Offsets are written in the unit the Doccano UI uses (UTF-16 by default, grapheme clusters for
+record; the bookkeeping keys beside it (our entity/relation ids, the spans and relation ends they belong to,
+span texts and attributes) let the pull recognise labels an annotator left unchanged and give them their ids
+and attributes back. Offsets are written in the unit the Doccano UI uses (UTF-16 by default, grapheme clusters for
 projects in grapheme mode); files are written ASCII-escaped, so the server's encoding guess cannot
 garble them. This module is pure: no network.
 """
@@ -23,12 +27,16 @@ from typing import Any
 
 from .errors import InputError
 from .offsets import UNITS, OffsetMap, Unit
-from .records import Article, LabelledDoc
+from .records import Article, Entity, LabelledDoc, Relation
 
 RECORD_ID_KEY = "record_id"
-ENTITY_IDS_KEY = "entity_ids"
+ENTITY_IDS_KEY = "entity_ids"  # our entity ids, in upload order (Doccano replaces them with database ids)
 RELATION_IDS_KEY = "relation_ids"
 UNIT_KEY = "offset_unit"
+ENTITY_SPANS_KEY = "entity_spans"  # [[start, end, label]] in code points, parallel to entity_ids
+RELATION_ENDS_KEY = "relation_ends"  # [[head id, tail id, label]], parallel to relation_ids
+EXTRAS_KEY = "label_extras"  # {"entities": {id: {"text", "attrs"}}, "relations": {id: {"attrs"}}}
+BOOKKEEPING_KEYS = (RECORD_ID_KEY, ENTITY_IDS_KEY, RELATION_IDS_KEY, UNIT_KEY, ENTITY_SPANS_KEY, RELATION_ENDS_KEY, EXTRAS_KEY)
 
 
 def clean_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +53,8 @@ def to_task(doc: Article, *, unit: Unit = "utf16") -> dict[str, Any]:
     """One Doccano import row for a record; suggestions (if ``doc`` is labelled) become spans/relations.
 
     Our entity and relation ids are kept in meta (``entity_ids``/``relation_ids``, in upload order),
-    because Doccano replaces them with database ids; the pull maps them back.
+    because Doccano replaces them with database ids, with the spans and relation ends they name and the
+    labels' texts and attributes (``label_extras``); the pull maps them back.
     """
     entities = doc.entities if isinstance(doc, LabelledDoc) else []
     relations = doc.relations if isinstance(doc, LabelledDoc) else []
@@ -56,8 +65,16 @@ def to_task(doc: Article, *, unit: Unit = "utf16") -> dict[str, Any]:
     meta[UNIT_KEY] = unit
     if entities:
         meta[ENTITY_IDS_KEY] = [ent.id for ent in entities]
+        meta[ENTITY_SPANS_KEY] = [[ent.start, ent.end, ent.label] for ent in entities]
     if relations:
         meta[RELATION_IDS_KEY] = [rel.id for rel in relations]
+        meta[RELATION_ENDS_KEY] = [[rel.head, rel.tail, rel.label] for rel in relations]
+    extras = {
+        "entities": {ent.id: _entity_extras(ent) for ent in entities if _entity_extras(ent)},
+        "relations": {rel.id: {"attrs": rel.attrs} for rel in relations if rel.attrs},
+    }
+    if extras["entities"] or extras["relations"]:
+        meta[EXTRAS_KEY] = extras
     return {
         "text": doc.text,
         "entities": [
@@ -76,6 +93,47 @@ def to_task(doc: Article, *, unit: Unit = "utf16") -> dict[str, Any]:
         ],
         "meta": meta,
     }
+
+
+def _entity_extras(ent: Entity) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if ent.text is not None:
+        out["text"] = ent.text
+    if ent.attrs:
+        out["attrs"] = ent.attrs
+    return out
+
+
+def from_task(row: dict[str, Any]) -> LabelledDoc:
+    """A task row (:func:`to_task` output, or one written by hand) -> a record in code points.
+
+    Spans and relations get our ids back from ``entity_ids``/``relation_ids`` (else ``e<n>``/``r<n>`` from the
+    row's numbers), and their texts and attributes from ``label_extras``; the bookkeeping keys leave the meta.
+    Raises ``KeyError``/``TypeError``/``ValueError``/``IndexError`` on a malformed row (the caller names the line).
+    """
+    meta = dict(row["meta"])
+    offsets = OffsetMap(row["text"], meta.get(UNIT_KEY, "utf16"))
+    extras = meta.get(EXTRAS_KEY) or {}
+    entity_extras, relation_extras = extras.get("entities") or {}, extras.get("relations") or {}
+    ids = list(meta.get(ENTITY_IDS_KEY) or [])
+    number_to_id: dict[Any, str] = {}
+    entities = []
+    for i, ent in enumerate(row.get("entities") or []):
+        ent_id = str(ids[i]) if i < len(ids) else f"e{ent['id']}"
+        number_to_id[ent["id"]] = ent_id
+        extra = entity_extras.get(ent_id) or {}
+        entities.append(Entity(ent_id, offsets.to_codepoint(ent["start_offset"]), offsets.to_codepoint(ent["end_offset"]),
+                               ent["label"], text=extra.get("text"), attrs=dict(extra.get("attrs") or {})))
+    rel_ids = list(meta.get(RELATION_IDS_KEY) or [])
+    relations = []
+    for i, rel in enumerate(row.get("relations") or []):
+        rel_id = str(rel_ids[i]) if i < len(rel_ids) else f"r{rel['id']}"
+        attrs = (relation_extras.get(rel_id) or {}).get("attrs") or {}
+        relations.append(Relation(rel_id, number_to_id[rel["from_id"]], number_to_id[rel["to_id"]], rel["type"], attrs=dict(attrs)))
+    record_id = str(meta[RECORD_ID_KEY])
+    for key in BOOKKEEPING_KEYS:
+        meta.pop(key, None)
+    return LabelledDoc(id=record_id, text=row["text"], meta=meta, entities=entities, relations=relations)
 
 
 def to_tasks(docs: Iterable[Article], *, unit: Unit = "utf16") -> Iterator[dict[str, Any]]:

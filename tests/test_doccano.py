@@ -184,14 +184,6 @@ def test_doccano_parse_member_rejects(spec: str) -> None:
         doccano.parse_member(spec)
 
 
-def test_doccano_task_row_keeps_spans_for_the_pull() -> None:
-    row = doccano.task_row(gold_records()[0], "utf16")
-    assert row["entities"][0] == {"id": 1, "label": "PERSON", "start_offset": 5, "end_offset": 22}
-    assert row["meta"]["entity_spans"] == [[3, 20, "PERSON"], [25, 38, "PERSON"], [44, 48, "GPE"]]
-    assert row["meta"]["relation_ends"] == [["e1", "e2", "MEETS"]]
-    assert row["meta"]["label_extras"] == {"entities": {"e2": {"text": "Rustem Umerov"}}, "relations": {"r1": {"attrs": {"negated": True}}}}
-
-
 def test_doccano_read_push_input_turns_task_rows_into_records(tmp_path: Path) -> None:
     path = tmp_path / "tasks.jsonl"
     path.write_text(

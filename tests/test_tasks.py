@@ -2,7 +2,7 @@ import pytest
 
 from annotate.errors import InputError
 from annotate.records import Article, Entity, LabelledDoc, Relation
-from annotate.tasks import clean_meta, to_task, to_tasks
+from annotate.tasks import clean_meta, from_task, to_task, to_tasks
 
 TEXT = "🇺🇦 Sébastien Lecornu met Rustem Umerov 👋 in Kyiv."
 
@@ -33,8 +33,37 @@ def test_tasks_row_shape_and_meta():
         ],
         "relations": [{"id": 1, "from_id": 1, "to_id": 2, "type": "MEETS"}],
         "meta": {"article_id": "a1", "chunk": 0, "char_offset": 0, "record_id": "a1#0", "offset_unit": "utf16",
-                 "entity_ids": ["p1", "p2", "g1"], "relation_ids": ["m1"]},
+                 "entity_ids": ["p1", "p2", "g1"], "entity_spans": [[3, 20, "PERSON"], [25, 38, "PERSON"], [44, 48, "GPE"]],
+                 "relation_ids": ["m1"], "relation_ends": [["p1", "p2", "MEETS"]]},
     }
+
+
+def with_extras():
+    doc = labelled()
+    doc.entities[1].text = "Rustem Umerov"
+    doc.entities[2].attrs = {"source": "patterns"}
+    doc.relations[0].attrs = {"negated": True}
+    return doc
+
+
+def test_tasks_row_keeps_span_texts_and_attributes():
+    assert to_task(with_extras())["meta"]["label_extras"] == {
+        "entities": {"p2": {"text": "Rustem Umerov"}, "g1": {"attrs": {"source": "patterns"}}},
+        "relations": {"m1": {"attrs": {"negated": True}}},
+    }
+
+
+@pytest.mark.parametrize("unit", ["utf16", "grapheme", "codepoint"])
+def test_tasks_from_task_inverts_to_task(unit):
+    doc = with_extras()
+    assert from_task(to_task(doc, unit=unit)).to_dict() == {**doc.to_dict(), "meta": clean_meta(doc.meta)}
+
+
+def test_tasks_from_task_numbers_spans_without_our_ids():
+    row = {"text": "👋 Kyiv", "entities": [{"id": 7, "label": "GPE", "start_offset": 3, "end_offset": 7}],
+           "relations": [], "meta": {"record_id": "k#0", "source": "s"}}
+    doc = from_task(row)
+    assert (doc.id, doc.meta, [(e.id, e.start, e.end) for e in doc.entities]) == ("k#0", {"source": "s"}, [("e7", 2, 6)])
 
 
 def test_tasks_plain_article_has_no_spans():
