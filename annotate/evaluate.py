@@ -457,12 +457,12 @@ def resample_weights(n_docs: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.multinomial(n_docs, np.full(n_docs, 1.0 / n_docs), size=n_boot)
 
 
-def _interval(values: np.ndarray, ci: float) -> list[float] | None:
+def _interval(values: np.ndarray, ci: float, method: str = "linear") -> list[float] | None:
     values = values[~np.isnan(values)]
     if values.size == 0:
         return None
     tail = (1 - ci) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail], method=method)
     return [float(low), float(high)]
 
 
@@ -698,9 +698,10 @@ def compare(
 ) -> dict[str, Any]:
     """Side-by-side micro F1 and per-label F1 of two metrics dicts, with a paired bootstrap of the difference.
 
-    The difference is ``ours - theirs``. Its interval comes from resampling the documents both runs
-    scored (the same resample for both runs); without per-document counts in both dicts it is ``null``.
-    ``noise`` is true when that interval contains 0.
+    The difference is ``ours - theirs`` and the ratio ``ours / theirs`` (``null`` when theirs is 0). Their
+    intervals come from resampling the documents both runs scored (the same resample for both runs); without
+    per-document counts in both dicts they are ``null``. ``noise`` is true when the difference's interval
+    contains 0. Resamples where theirs scores 0 count as an infinite ratio (the upper bound may be ``inf``).
     """
     boot = ours.get("bootstrap", {})
     n_boot = n_boot if n_boot is not None else int(boot.get("resamples", DEFAULT_BOOTSTRAP))
@@ -715,6 +716,7 @@ def compare(
             "ours": a["micro"]["f1"],
             "theirs": b["micro"]["f1"],
             "delta": _delta(a["micro"]["f1"], b["micro"]["f1"]),
+            "ratio": a["micro"]["f1"] / b["micro"]["f1"] if a["micro"]["f1"] is not None and b["micro"]["f1"] else None,
             "per_label": {
                 label: {
                     "ours": a["per_label"].get(label, {}).get("f1"),
@@ -738,18 +740,21 @@ def _delta(a: float | None, b: float | None) -> float | None:
 def _paired_delta(
     a: dict[str, Any] | None, b: dict[str, Any] | None, n_boot: int, seed: int, ci: float
 ) -> dict[str, Any]:
+    empty = {"shared_documents": 0, "delta_ci": None, "ratio_ci": None, "noise": None}
     if not a or not b:
-        return {"shared_documents": 0, "delta_ci": None, "noise": None}
+        return empty
     shared = sorted(set(a["docs"]) & set(b["docs"]))
     labels = ordered_labels(a["labels"], b["labels"])
     if not shared:
-        return {"shared_documents": 0, "delta_ci": None, "noise": None}
+        return empty
     weights = resample_weights(len(shared), n_boot, seed)
-    ours = np.einsum("bd,dlk->blk", weights, _aligned_counts(a, shared, labels))
-    theirs = np.einsum("bd,dlk->blk", weights, _aligned_counts(b, shared, labels))
-    interval = _interval(_micro_f1_from_sums(ours) - _micro_f1_from_sums(theirs), ci)
+    ours = _micro_f1_from_sums(np.einsum("bd,dlk->blk", weights, _aligned_counts(a, shared, labels)))
+    theirs = _micro_f1_from_sums(np.einsum("bd,dlk->blk", weights, _aligned_counts(b, shared, labels)))
+    interval = _interval(ours - theirs, ci)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(theirs > 0, ours / np.where(theirs > 0, theirs, 1.0), np.where(ours > 0, np.inf, np.nan))
     noise = None if interval is None else bool(interval[0] <= 0 <= interval[1])
-    return {"shared_documents": len(shared), "delta_ci": interval, "noise": noise}
+    return {"shared_documents": len(shared), "delta_ci": interval, "ratio_ci": _interval(ratio, ci, "nearest"), "noise": noise}
 
 
 def load_metrics(path: Path) -> dict[str, Any]:

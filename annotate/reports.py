@@ -70,7 +70,7 @@ VIEW_COLUMNS = ["label", "P", "R", "F1", "F1 95% CI", "support", "tp", "fp", "fn
 
 
 def compare_rows(comparison: dict[str, Any]) -> list[list[str]]:
-    """Table rows: view, ours, theirs, delta, delta interval, shared documents, verdict."""
+    """Table rows: view, ours, theirs, delta, delta interval, ratio, ratio interval, shared documents, verdict."""
     rows = []
     for view, c in comparison["views"].items():
         verdict = "—" if c["noise"] is None else ("noise" if c["noise"] else "real")
@@ -81,6 +81,8 @@ def compare_rows(comparison: dict[str, Any]) -> list[list[str]]:
                 _fmt(c["theirs"]),
                 _fmt(c["delta"]),
                 _fmt_ci(c["delta_ci"]),
+                _fmt(c.get("ratio")),
+                _fmt_ci(c.get("ratio_ci")),
                 str(c["shared_documents"]),
                 verdict,
             ]
@@ -88,7 +90,8 @@ def compare_rows(comparison: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-COMPARE_COLUMNS = ["view (micro F1)", "ours", "theirs", "delta", "delta 95% CI", "shared docs", "difference"]
+COMPARE_COLUMNS = ["view (micro F1)", "ours", "theirs", "delta", "delta 95% CI", "ratio", "ratio 95% CI", "shared docs",
+                   "difference"]
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -8,7 +8,9 @@ the dev documents; training time (to the end, and to the best dev score, estimat
 evaluation); single-core inference tokens/s for the full pipeline; peak memory; and relation time per entity as
 the number of entities per document grows.
 
-Nested gold is flattened the same way for every system: ``annotate docbin --overlap longest`` (keep the longest
+Scoring is ``annotate evaluate``'s (:func:`annotate.evaluate.evaluate`: exact spans, percentile bootstrap over
+documents; :func:`annotate.evaluate.compare` for the paired ratio intervals), on the dev DocBin's gold turned
+back into records. Nested gold is flattened the same way for every system: ``annotate docbin --overlap longest`` (keep the longest
 span of an overlapping group); the dropped nested spans count as gold for nobody, so every system is scored
 against the same flat ``doc.ents`` and the same relations (relations touching a dropped span stay in the gold,
 so no system can reach them). Symmetric re3d types (CoLocated, Apart, CommWith, AlliesOf, IsSynonymOf) are
@@ -33,7 +35,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import random  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -42,12 +43,14 @@ from pathlib import Path  # noqa: E402
 
 import spacy  # noqa: E402
 from spacy.cli.init_config import init_config  # noqa: E402
-from spacy.tokens import Doc, Span  # noqa: E402
+from spacy.tokens import Span  # noqa: E402
 
-from annotate.components.scorer import prf, relation_triples  # noqa: E402
-from annotate.docbin import build_docbins, make_nlp, read_docbin  # noqa: E402
+from annotate.docbin import build_docbins, make_nlp, read_docbin, record_from_doc  # noqa: E402
+from annotate.evaluate import compare, evaluate, predict_given_gold  # noqa: E402
 from annotate.importers.re3d import import_re3d  # noqa: E402
-from annotate.records import read_docs  # noqa: E402
+from annotate.predict import predict_docs  # noqa: E402
+from annotate.records import LabelledDoc, read_docs  # noqa: E402
+from annotate.schema import load_schema  # noqa: E402
 from annotate.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,95 +126,63 @@ def baseline_config(work: Path, config: Path = OUR_CONFIG) -> Path:
     return path
 
 
-def per_doc_sets(nlp, gold: list[Doc], symmetric: list[str]) -> list[dict]:
-    """Per dev doc: (predicted, gold) entity and relation sets; symmetric types compared as unordered pairs."""
-    out = []
-    for pred, ref in zip(nlp.pipe(d.text for d in gold), gold):
-        out.append({
-            "ents": ({(e.start_char, e.end_char, e.label_) for e in pred.ents}, {(e.start_char, e.end_char, e.label_) for e in ref.ents}),
-            "rels": (relation_triples(pred.user_data, symmetric), relation_triples(ref.user_data, symmetric)),
-        })
-    return out
+def gold_records(dev_path: Path) -> tuple[list[LabelledDoc], list[LabelledDoc]]:
+    """(entity gold, relation gold) from the dev DocBin. Entity gold is the flat ``doc.ents``; relation gold keeps
+    every relation, so a relation whose end was flattened away keeps that end (as an entity of the relation gold
+    only): no system can find it, and none is scored on the dropped span as an entity."""
+    full = [record_from_doc(doc, doc_id=f"dev-{i}") for i, doc in enumerate(read_docbin(dev_path, make_nlp()))]
+    flat = []
+    for record, doc in zip(full, read_docbin(dev_path, make_nlp())):
+        ents = {(e.start_char, e.end_char, e.label_) for e in doc.ents}
+        flat.append(LabelledDoc(record.id, record.text, {}, [e for e in record.entities if (e.start, e.end, e.label) in ents], []))
+    return flat, full
 
 
-def per_doc_given_gold(nlp, gold: list[Doc], symmetric: list[str]) -> list[dict]:
-    """Like :func:`per_doc_sets` for relations only, with the gold entities in place of NER's (isolates the
-    relation component from entity errors)."""
-    rel = nlp.get_pipe("relation_extractor")
-    out = []
-    for ref in gold:
-        doc = nlp.make_doc(ref.text)
-        for name, proc in nlp.pipeline:
-            if name == "ner":
-                doc.ents = [s for e in ref.ents if (s := doc.char_span(e.start_char, e.end_char, e.label_, alignment_mode="expand"))]
-            elif name != "relation_extractor":
-                doc = proc(doc)
-        doc = rel(doc)
-        out.append({"rels": (relation_triples(doc.user_data, symmetric), relation_triples(ref.user_data, symmetric))})
-    return out
-
-
-def micro(docs: list[dict], key: str, label: str | None = None) -> dict:
-    tp = n_pred = n_gold = 0
-    for d in docs:
-        pred, gold = d[key]
-        if label is not None:
-            pred = {x for x in pred if x[-1] == label}
-            gold = {x for x in gold if x[-1] == label}
-        tp += len(pred & gold)
-        n_pred += len(pred)
-        n_gold += len(gold)
-    return {**prf(tp, n_pred, n_gold), "n": n_gold}
-
-
-def bootstrap(docs: list[dict], key: str, seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    values = sorted(micro([rng.choice(docs) for _ in docs], key)["f"] for _ in range(BOOTSTRAP))
-    return values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1]
-
-
-def paired_ratio(ours: list[dict], other: list[dict], key: str, seed: int = 0) -> tuple[float, float]:
-    """95% interval of F1(ours) / F1(other) over paired document resamples (both systems on the same draw)."""
-    rng = random.Random(seed)
-    values = []
-    for _ in range(BOOTSTRAP):
-        draw = [rng.randrange(len(ours)) for _ in ours]
-        a, b = micro([ours[i] for i in draw], key)["f"], micro([other[i] for i in draw], key)["f"]
-        values.append(a / b if b else float("inf"))
-    values.sort()
-    return values[int(0.025 * BOOTSTRAP)], values[int(0.975 * BOOTSTRAP) - 1]
+def score(nlp, gold: tuple[list[LabelledDoc], list[LabelledDoc]], schema) -> dict:
+    """``annotate evaluate``'s metrics for ``nlp``: entity views against the flat gold, relation views against the
+    full relation gold (the classification view from a second pass over the gold entities)."""
+    flat, full = gold
+    preds = list(predict_docs(nlp, full))
+    given = list(predict_given_gold(nlp, flat)) if "relation_extractor" in nlp.pipe_names else None
+    entities = evaluate(preds, flat, schema=schema, n_boot=BOOTSTRAP)
+    relations = evaluate(preds, full, schema=schema, n_boot=BOOTSTRAP, given_gold=given)
+    for key in ("views", "per_doc"):
+        entities[key].update({view: value for view, value in relations[key].items() if view.startswith("relations")})
+    return entities
 
 
 def fmt(s: dict) -> str:
-    return f"P {s['p']:.3f}  R {s['r']:.3f}  F1 {s['f']:.3f}"
+    if s["f1"] is None:
+        return "—"
+    return f"P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}"
 
 
-def print_comparison(title: str, key: str, ours: list[dict], other: list[dict], other_name: str, target: float) -> None:
+def print_comparison(title: str, view: str, ours: dict, other: dict, other_name: str, target: float) -> None:
     """Per-label and micro scores of two systems side by side, with bootstrap intervals and their ratio."""
-    column = "label" if key == "ents" else "type"
-    labels = sorted({item[2] for d in ours for item in d[key][1]})
+    column = "label" if view.startswith("entities") else "type"
+    a_view, b_view = ours["views"][view], other["views"][view]
     print(f"\n{title}\n{column:<18}{'n':>5}  {'ours':<32}{other_name}")
-    for label in labels:
-        a, b = micro(ours, key, label), micro(other, key, label)
-        print(f"{label:<18}{a['n']:>5}  {fmt(a):<32}{fmt(b)}")
-    a, b = micro(ours, key), micro(other, key)
-    print(f"{'micro':<18}{a['n']:>5}  {fmt(a):<32}{fmt(b)}")
-    lo_a, hi_a = bootstrap(ours, key)
-    lo_b, hi_b = bootstrap(other, key)
-    ratio = a["f"] / b["f"] if b["f"] else float("inf")
-    lo_r, hi_r = paired_ratio(ours, other, key)
-    short = "stock" if key == "ents" else "baseline"
-    print(f"95% CI micro F1: ours [{lo_a:.3f}, {hi_a:.3f}], {short} [{lo_b:.3f}, {hi_b:.3f}]; ratio {ratio:.2f}x "
+    for label, a in a_view["per_label"].items():
+        if a["support"] or a["predicted"]:
+            print(f"{label:<18}{a['support']:>5}  {fmt(a):<32}{fmt(b_view['per_label'][label])}")
+    a, b = a_view["micro"], b_view["micro"]
+    print(f"{'micro':<18}{a['support']:>5}  {fmt(a):<32}{fmt(b)}")
+    (lo_a, hi_a), (lo_b, hi_b) = (m["ci"]["micro"]["f1"] or [0.0, 0.0] for m in (a_view, b_view))
+    c = compare(ours, other)["views"][view]
+    ratio = "inf" if c["ratio"] is None else f"{c['ratio']:.2f}"
+    lo_r, hi_r = c["ratio_ci"] or [float("nan")] * 2
+    short = "stock" if view.startswith("entities") else "baseline"
+    print(f"95% CI micro F1: ours [{lo_a:.3f}, {hi_a:.3f}], {short} [{lo_b:.3f}, {hi_b:.3f}]; ratio {ratio}x "
           f"[{lo_r:.2f}, {hi_r:.2f}] (paired bootstrap; target {target}x)")
 
 
-def print_entities(ours: list[dict], stock: list[dict]) -> None:
-    print_comparison("Entities on re3d dev (gold flattened with --overlap longest)", "ents", ours, stock,
+def print_entities(ours: dict, stock: dict) -> None:
+    print_comparison("Entities on re3d dev (gold flattened with --overlap longest)", "entities.exact", ours, stock,
                      "stock spaCy NER", 1.25)
 
 
-def print_relations(ours: list[dict], base: list[dict], how: str = "") -> None:
-    print_comparison(f"Relations end to end on re3d dev{how}", "rels", ours, base, "tutorial-style baseline", 1.5)
+def print_relations(ours: dict, base: dict, how: str = "") -> None:
+    print_comparison(f"Relations end to end on re3d dev{how}", "relations.strict", ours, base, "tutorial-style baseline", 1.5)
 
 
 def tune_global_threshold(nlp, tune_path: Path) -> float:
@@ -300,34 +271,35 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Extra config override for our pipeline only, e.g. training.dropout=0.2 (repeatable).")
     args = parser.parse_args()
-    train_path, tune_path, dev_path, schema = prepare(args.re3d, args.work, args.tune_fraction)
+    train_path, tune_path, dev_path, schema_path = prepare(args.re3d, args.work, args.tune_fraction)
     common = {"paths.train": str(train_path), "paths.dev": str(dev_path), "training.max_steps": args.max_steps,
               "training.eval_frequency": args.eval_frequency, "training.patience": 0}
     extra = {key: config_value(value) for key, value in (item.split("=", 1) for item in args.set)}
-    ours_overrides = {**common, "paths.schema": str(schema), "paths.tune": str(tune_path), **extra}
+    ours_overrides = {**common, "paths.schema": str(schema_path), "paths.tune": str(tune_path), **extra}
     ours = run_training("ours", args.config, args.work / "ours", ours_overrides, tune=True, reuse=args.reuse)
     stock = run_training("stock ner", stock_config(args.work), args.work / "stock", common, tune=False, reuse=args.reuse)
     base = run_training("baseline", baseline_config(args.work, args.config), args.work / "baseline", common, tune=False, reuse=args.reuse)
-    gold = read_docbin(dev_path, make_nlp())
+    gold = gold_records(dev_path)
+    schema = load_schema(schema_path)  # the generated re3d schema: its symmetric types are compared unordered
     ours_nlp, stock_nlp, base_nlp = (spacy.load(s["model"]) for s in (ours, stock, base))
-    symmetric = ours_nlp.get_pipe("relation_extractor").cfg["symmetric"]  # from the generated re3d schema
-    ours_docs = per_doc_sets(ours_nlp, gold, symmetric)
-    print(f"\nre3d dev: {len(gold)} documents, {sum(len(d) for d in gold)} tokens")
-    print_entities(ours_docs, per_doc_sets(stock_nlp, gold, symmetric))
-    print_relations(ours_docs, per_doc_sets(base_nlp, gold, symmetric), " (baseline as the tutorial runs it: threshold 0.5)")
+    ours_metrics = score(ours_nlp, gold, schema)
+    print(f"\nre3d dev: {len(gold[0])} documents, {sum(len(d) for d in read_docbin(dev_path, make_nlp()))} tokens")
+    print_entities(ours_metrics, score(stock_nlp, gold, schema))
+    print_relations(ours_metrics, score(base_nlp, gold, schema), " (baseline as the tutorial runs it: threshold 0.5)")
     threshold = tune_global_threshold(base_nlp, tune_path)
-    print_relations(ours_docs, per_doc_sets(base_nlp, gold, symmetric),
-                    f" (baseline with its one global threshold tuned on {tune_path.name}: {threshold})")
+    base_metrics = score(base_nlp, gold, schema)
+    print_relations(ours_metrics, base_metrics, f" (baseline with its one global threshold tuned on {tune_path.name}: {threshold})")
+    print("Relations given the gold entities (relation types of gold entity pairs): "
+          f"ours {fmt(ours_metrics['views']['relations.classification']['micro'])}; "
+          f"baseline {fmt(base_metrics['views']['relations.classification']['micro'])}")
     # thresholds were tuned on the held-out slice of train, not on dev; the untuned figure shows what tuning adds
-    given = {name: micro(per_doc_given_gold(nlp, gold, symmetric), "rels") for name, nlp in (("ours", ours_nlp), ("baseline", base_nlp))}
-    print(f"Relations given the gold entities: ours {fmt(given['ours'])}; baseline {fmt(given['baseline'])}")
     rel = ours_nlp.get_pipe("relation_extractor")
     tuned, rel.cfg["thresholds"] = rel.cfg["thresholds"], {}
-    untuned = micro(per_doc_sets(ours_nlp, gold, symmetric), "rels")
+    untuned = score(ours_nlp, gold, schema)["views"]["relations.strict"]["micro"]
     rel.cfg["thresholds"] = tuned
     print(f"ours: relation thresholds tuned on paths.{ours.get('thresholds_tuned_on')} ({tune_path.name}: held-out train documents); "
           f"with the global threshold {rel.cfg['threshold']} instead: {fmt(untuned)}")
-    texts = [d.text for d in gold]
+    texts = [d.text for d in gold[0]]
     ours_speed, sm_speed = speed(ours_nlp, texts), speed(sm_like_pipeline(), texts)
     print(f"\nInference, one thread: ours (NER + relations) {ours_speed:,.0f} tokens/s; "
           f"stock NER {speed(stock_nlp, texts):,.0f} tokens/s; en_core_web_sm's architecture (tagger + parser + "

@@ -261,8 +261,14 @@ def test_evaluate_compare_paired_bootstrap() -> None:
     diff = compare(perfect, none_right)["views"]["entities.exact"]
     assert (diff["ours"], diff["theirs"], diff["delta"]) == (1.0, 0.0, 1.0)
     assert diff["delta_ci"] == [1.0, 1.0] and diff["noise"] is False and diff["shared_documents"] == 20
+    assert diff["ratio"] is None and diff["ratio_ci"] == [float("inf"), float("inf")]  # theirs scores 0 everywhere
     same = compare(perfect, perfect)["views"]["entities.exact"]
     assert same["delta"] == 0.0 and same["noise"] is True
+    assert same["ratio"] == 1.0 and same["ratio_ci"] == [1.0, 1.0]
+    half = public(evaluate(*two_docs(10, 10), n_boot=200))
+    ratio = compare(perfect, half)["views"]["entities.exact"]
+    assert ratio["ratio"] == pytest.approx(1 / (2 / 3))  # half right: P 1, R 0.5, F1 2/3
+    assert ratio["ratio_ci"][0] < 1.5 < ratio["ratio_ci"][1]
     no_docs = {k: v for k, v in perfect.items() if k != "per_doc"}
     assert compare(perfect, no_docs)["views"]["entities.exact"]["delta_ci"] is None
 
