@@ -151,11 +151,12 @@ def test_train_model_pre_annotates_doccano_tasks(trained, tmp_path):
     result = CliRunner().invoke(app, ["tasks", str(src), "--model", summary["model"], "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)["entity_suggestions"]
-    assert counts["PERSON"] == 1 and counts["ROLE"] == 1  # (the unseen flag may come out as a GPE too)
     task = json.loads(out.read_text(encoding="ascii"))
     text16 = task["text"].encode("utf-16-le")
     spans = {(e["label"], text16[2 * e["start_offset"]:2 * e["end_offset"]].decode("utf-16-le")) for e in task["entities"]}
+    # the three names it was trained on come back at the right UTF-16 offsets (the unseen flag may be labelled too)
     assert {("PERSON", "Macron"), ("ROLE", "President"), ("GPE", "France")} <= spans
+    assert sum(counts.values()) == len(task["entities"])
     assert task["meta"]["record_id"] == "x#0"
 
 
