@@ -111,16 +111,11 @@ def token_flags(doc: LabelledDoc, labels: Sequence[str], toks: Sequence[tuple[in
 
 def kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
     """Cohen's kappa (scikit-learn); ``None`` when undefined (no tokens, or one label everywhere for both)."""
-    values = set(a) | set(b)
-    if not a or len(values) < 2:
+    if not a or len(set(a) | set(b)) < 2:
         return None
-    # integer codes: scikit-learn's label handling is several times slower on strings
-    codes = {value: i for i, value in enumerate(sorted(values, key=str))}
-    ia = np.fromiter((codes[x] for x in a), dtype=np.int64, count=len(a))
-    ib = np.fromiter((codes[x] for x in b), dtype=np.int64, count=len(b))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = float(cohen_kappa_score(ia, ib, labels=np.arange(len(codes))))
+        value = float(cohen_kappa_score(list(a), list(b)))
     return None if np.isnan(value) else value
 
 
