@@ -70,7 +70,7 @@ def to_task(doc: Article, *, unit: Unit = "utf16") -> dict[str, Any]:
         meta[RELATION_IDS_KEY] = [rel.id for rel in relations]
         meta[RELATION_ENDS_KEY] = [[rel.head, rel.tail, rel.label] for rel in relations]
     extras = {
-        "entities": {ent.id: _entity_extras(ent) for ent in entities if _entity_extras(ent)},
+        "entities": {ent.id: extra for ent in entities if (extra := _entity_extras(ent))},
         "relations": {rel.id: {"attrs": rel.attrs} for rel in relations if rel.attrs},
     }
     if extras["entities"] or extras["relations"]:
