@@ -43,7 +43,7 @@ from pathlib import Path  # noqa: E402
 
 import spacy  # noqa: E402
 from spacy.cli.init_config import init_config  # noqa: E402
-from spacy.tokens import Span  # noqa: E402
+from spacy.tokens import Doc, Span  # noqa: E402
 from spacy.util import load_config  # noqa: E402
 
 from annotate.docbin import build_docbins, make_nlp, read_docbin, record_from_doc  # noqa: E402
@@ -128,13 +128,13 @@ def baseline_config(work: Path, config: Path = OUR_CONFIG) -> Path:
     return path
 
 
-def gold_records(dev_path: Path) -> tuple[list[LabelledDoc], list[LabelledDoc]]:
-    """(entity gold, relation gold) from the dev DocBin. Entity gold is the flat ``doc.ents``; relation gold keeps
+def gold_records(docs: list[Doc]) -> tuple[list[LabelledDoc], list[LabelledDoc]]:
+    """(entity gold, relation gold) from the dev DocBin's docs. Entity gold is the flat ``doc.ents``; relation gold keeps
     every relation, so a relation whose end was flattened away keeps that end (as an entity of the relation gold
     only): no system can find it, and none is scored on the dropped span as an entity."""
-    full = [record_from_doc(doc, doc_id=f"dev-{i}") for i, doc in enumerate(read_docbin(dev_path, make_nlp()))]
+    full = [record_from_doc(doc, doc_id=f"dev-{i}") for i, doc in enumerate(docs)]
     flat = []
-    for record, doc in zip(full, read_docbin(dev_path, make_nlp())):
+    for record, doc in zip(full, docs):
         ents = {(e.start_char, e.end_char, e.label_) for e in doc.ents}
         flat.append(LabelledDoc(record.id, record.text, {}, [e for e in record.entities if (e.start, e.end, e.label) in ents], []))
     return flat, full
@@ -294,12 +294,13 @@ def main() -> None:
     stock_opt = run_training("stock ner, our optimizer settings", stock_config(args.work), args.work / "stock-opt",
                              {**common, **ours_optimizer}, tune=False, reuse=args.reuse)
     base = run_training("baseline", baseline_config(args.work, args.config), args.work / "baseline", common, tune=False, reuse=args.reuse)
-    gold = gold_records(dev_path)
+    dev_docs = read_docbin(dev_path, make_nlp())
+    gold = gold_records(dev_docs)
     schema = load_schema(schema_path)  # the generated re3d schema: its symmetric types are compared unordered
     ours_nlp, stock_nlp, base_nlp = (spacy.load(s["model"]) for s in (ours, stock, base))
     ours_metrics = score(ours_nlp, gold, schema)
     control = score(spacy.load(stock_opt["model"]), gold, schema)
-    print(f"\nre3d dev: {len(gold[0])} documents, {sum(len(d) for d in read_docbin(dev_path, make_nlp()))} tokens")
+    print(f"\nre3d dev: {len(gold[0])} documents, {sum(len(d) for d in dev_docs)} tokens")
     print_entities(ours_metrics, score(stock_nlp, gold, schema))
     c = compare(ours_metrics, control)["views"]["entities.exact"]
     settings = ", ".join(f"{key.rsplit('.', 1)[1]} {value}" for key, value in ours_optimizer.items())
