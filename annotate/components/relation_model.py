@@ -62,11 +62,7 @@ def build_relation_model(
     nO: int | None = None,
 ) -> Model[InT, Floats2d]:
     """Our pair classifier: entities + context between them + entity labels + distance, Maxout, Linear."""
-    encoder = build_pair_encoder(tok2vec, context=True, label_width=label_width, distance_width=distance_width)
-    hidden = Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True)
-    model = chain(encoder, hidden, Linear(nO=nO))
-    model.name = "annotate.RelationModel.v1"
-    return model
+    return _pair_classifier("annotate.RelationModel.v1", tok2vec, hidden_width, label_width, distance_width, 0, dropout, nO)
 
 
 @registry.architectures("annotate.RelationModel.v2")
@@ -80,11 +76,20 @@ def build_relation_model_v2(
     nO: int | None = None,
 ) -> Model[InT, Floats2d]:
     """v1 plus an embedding of the number of entities between head and tail (column ``between``)."""
+    return _pair_classifier("annotate.RelationModel.v2", tok2vec, hidden_width, label_width, distance_width,
+                            between_width, dropout, nO)
+
+
+def _pair_classifier(
+    name: str, tok2vec: Model[list[Doc], list[Floats2d]], hidden_width: int, label_width: int, distance_width: int,
+    between_width: int, dropout: float, nO: int | None,
+) -> Model[InT, Floats2d]:
+    """Pair encoder (with context) -> Maxout -> Linear; v1 is v2 without the ``between`` column."""
     encoder = build_pair_encoder(tok2vec, context=True, label_width=label_width, distance_width=distance_width,
                                  between_width=between_width)
     hidden = Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True)
     model = chain(encoder, hidden, Linear(nO=nO))
-    model.name = "annotate.RelationModel.v2"
+    model.name = name
     return model
 
 
