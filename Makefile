@@ -1,7 +1,10 @@
-# Two entry points for a fresh machine (Python 3.11 and the package registries are all it needs):
+# Two entry points for a fresh machine (Python 3.12 and 3.11 and the package registries are all it needs):
 #   make demo   set everything up and run the main job on the embedded default (local Doccano, SQLite, loopback)
 #   make test   set everything up and run the whole test suite (slow tests included), as CI does
-PYTHON ?= python3.11
+# The toolkit runs on Python 3.12 (the pretrained base pipelines' wheels require it); Doccano keeps its own
+# Python 3.11 venv (its pandas 1.5.3 has no 3.12 wheels). Under pyenv, python3.12 may be installed but not on
+# the global version list: take it from the pyenv versions folder then.
+PYTHON ?= $(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c "" 2>/dev/null && echo python3.12 || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | tail -n1)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,9 +12,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install doccano browser clean
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,base]"
 	touch $(STAMP)
 
 install: $(STAMP)

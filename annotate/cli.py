@@ -496,6 +496,37 @@ def import_re3d_cmd(
     report(summary, as_json=as_json, title=f"re3d -> {out}")
 
 
+@import_app.command("markup")
+def import_markup_cmd(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Markup files or folders of *.txt (see annotate/importers/markup.py).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for labelled.jsonl.")] = None,
+    seeds_out: Annotated[Path | None, typer.Option("--seeds-out", help="Also write each stripped article here, in the seed format.")] = None,
+    annotator: Annotated[str, typer.Option(help="The records' annotator field.")] = "gold",
+    check: Annotated[bool, typer.Option("--check", help="Only list every problem in every file (syntax, normal form, schema); write nothing.")] = False,
+    schema: SchemaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert inline-markup articles ([text]{LABEL key} plus a relation section) into validated records.
+
+    Example: annotate import markup corpora/diplomacy-defence/markup --out corpora/diplomacy-defence --seeds-out seeds
+    """
+    from .errors import InputError
+    from .importers.markup import check_markup, import_markup
+
+    if check:
+        problems, summary = check_markup(paths, schema_path=schema)
+        for line in problems:
+            typer.echo(line, err=True)
+        report(summary, as_json=as_json, title="Markup check")
+        if problems:
+            raise typer.Exit(1)
+        return
+    if out is None and seeds_out is None:
+        raise InputError("nothing to write: give --out and/or --seeds-out (or --check)")
+    summary = import_markup(paths, out, seeds_out=seeds_out, schema_path=schema, annotator=annotator)
+    report(summary, as_json=as_json, title=f"Markup -> {out or seeds_out}")
+
+
 # ------------------------------------------------------------------------------- publish command
 
 

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +50,10 @@ DOCCANO_VERSION = "1.8.4"
 DOCCANO_REQUIREMENTS = (f"doccano=={DOCCANO_VERSION}", "numpy<2", "marshmallow<4", "setuptools<81")
 
 VENV_ENV = "ANNOTATE_DOCCANO_VENV"
+PYTHON_ENV = "ANNOTATE_DOCCANO_PYTHON"
+# Doccano 1.8.4 pins pandas 1.5.3, which has no wheels for Python 3.12: its venv uses Python 3.11 while the
+# toolkit runs on 3.12 (the pretrained base pipelines' wheels need it).
+DOCCANO_PYTHON = "python3.11"
 HOME_ENV = "ANNOTATE_DOCCANO_HOME"
 USER_ENV = "ANNOTATE_DOCCANO_USER"
 PASSWORD_ENV = "ANNOTATE_DOCCANO_PASSWORD"
@@ -166,6 +171,21 @@ def backend_dir(venv: Path) -> Path:
     return found[0]
 
 
+def doccano_python() -> str:
+    """The interpreter for Doccano's venv: ``$ANNOTATE_DOCCANO_PYTHON``, else ``python3.11`` if it runs, else ours."""
+    if os.environ.get(PYTHON_ENV):
+        return os.environ[PYTHON_ENV]
+    found = shutil.which(DOCCANO_PYTHON)
+    if found:
+        try:
+            ok = subprocess.run([found, "-c", "import venv"], capture_output=True, timeout=60, check=False).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return found
+    return sys.executable
+
+
 def ensure_installed(venv_dir: Path | None = None, *, python: str | None = None) -> Path:
     """Create ``venv_dir`` with Doccano 1.8.4 and the pins it needs, unless it is already there.
 
@@ -176,7 +196,7 @@ def ensure_installed(venv_dir: Path | None = None, *, python: str | None = None)
         return venv
     log.info("installing Doccano %s into %s", DOCCANO_VERSION, venv)
     steps = [
-        [python or sys.executable, "-m", "venv", str(venv)],
+        [python or doccano_python(), "-m", "venv", str(venv)],
         [str(_bin(venv, "python")), "-m", "pip", "install", "--quiet", *DOCCANO_REQUIREMENTS],
     ]
     for cmd in steps:

@@ -63,6 +63,7 @@ class Schema:
     entities: tuple[EntityLabel, ...]
     relations: tuple[RelationType, ...]
     guidelines: str = ""
+    hard_cases: str = ""
     version: int | str = 1
     examples: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     source: str | None = field(default=None, compare=False)
@@ -87,6 +88,7 @@ class Schema:
             "name": self.name,
             "version": self.version,
             "guidelines": self.guidelines,
+            "hard_cases": self.hard_cases,
             "entities": [
                 {"name": e.name, "description": e.description, "colour": e.colour, "shortcut": e.shortcut}
                 for e in self.entities
@@ -139,6 +141,7 @@ def schema_from_dict(data: Any, *, source: str | None = None) -> Schema:
         entities=tuple(entities),
         relations=tuple(relations),
         guidelines=str(data.get("guidelines") or ""),
+        hard_cases=str(data.get("hard_cases") or ""),
         version=data.get("version", 1),
         examples=tuple(e for e in data.get("examples") or [] if isinstance(e, dict)),
         source=source,
@@ -317,6 +320,8 @@ def guidelines_markdown(schema: Schema) -> str:
     for r in schema.relations:
         meaning = r.description + (" (symmetric: annotate once)" if r.symmetric and "symmetric" not in r.description else "")
         lines.append(f"| {r.name} | {', '.join(r.head)} | {', '.join(r.tail)} | {meaning} |")
+    if schema.hard_cases.strip():
+        lines += ["", "## Hard cases", "", schema.hard_cases.strip()]
     if schema.examples:
         lines += ["", "## Worked examples", ""]
         for example in schema.examples:
