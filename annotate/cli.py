@@ -400,6 +400,7 @@ def train_cmd(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Training config (.cfg).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for model-best/, model-last/ and the run record.")],
+    base: Annotated[str | None, typer.Option("--base", help="Pretrained base pipeline for configs that source from one: a package (en_core_web_md), a module carrying one, or a folder.")] = None,
     gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU to use; -1 for CPU.")] = -1,
     as_json: JsonOpt = False,
 ) -> None:
@@ -416,7 +417,9 @@ def train_cmd(
     except SystemExit as err:
         raise typer.BadParameter(f"config overrides must look like --section.key=value, got {ctx.args!r}") from err
     err_console.print(f"training {config} -> {output} (progress below)", style="dim")
-    summary = train(config, output, overrides=overrides, gpu_id=gpu_id, log=sys.stderr)
+    summary = train(config, output, overrides=overrides, base=base, gpu_id=gpu_id, log=sys.stderr)
+    for note in summary.get("notes", []):
+        err_console.print(note, style="yellow")
     scores = summary.get("dev_scores", {})
     rows = [("model", summary["model"]), ("train seconds", summary["train_seconds"])]
     rows += [(k, scores[k]) for k in ("ents_f", "ents_macro_f", "rel_micro_f", "rel_macro_f") if k in scores]

@@ -378,3 +378,21 @@ def read_docbin(path: Path | str, nlp: Language | None = None) -> list[Doc]:
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read DocBin ({err})", path=path) from err
+
+
+@registry.misc("annotate.add_ner_labels.v1")
+def make_add_ner_labels(path: str | None = None, component: str = "ner") -> Callable[[Language], Language]:
+    """For ``[initialize.after_init]`` when ``ner`` is sourced from a base pipeline: spaCy does not re-initialize
+    sourced components, so add the entity labels of the training DocBin (``path``, default ``paths.train``'s
+    value passed in by the config) to it before training starts."""
+
+    def add_labels(nlp: Language) -> Language:
+        if not path or component not in nlp.pipe_names:
+            return nlp
+        ner = nlp.get_pipe(component)
+        labels = sorted({ent.label_ for doc in DocBin().from_disk(path).get_docs(nlp.vocab) for ent in doc.ents})
+        for label in labels:
+            ner.add_label(label)
+        return nlp
+
+    return add_labels

@@ -29,7 +29,8 @@ from typing import IO, Any
 import spacy
 import srsly
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
 from spacy.training import Corpus, Example
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as spacy_train
@@ -37,6 +38,7 @@ from spacy.util import load_config
 from thinc.api import Config, ConfigValidationError, require_gpu
 
 from . import components  # noqa: F401  (registers the factory, architectures and scorer)
+from .base import BasePipeline, resolve_base
 from .docbin import RELATIONS_KEY
 from .errors import InputError, OutputError
 from .records import atomic_writer, write_json
@@ -87,23 +89,63 @@ def data_hashes(config: Config) -> dict[str, str]:
     return out
 
 
+def _apply_base(config_path: Path | str, overrides: dict[str, Any], base: str | None) -> BasePipeline | None:
+    """Resolve ``--base`` into ``paths.base``; a config that sources from a base needs one."""
+    if base is None and "paths.base" in overrides:
+        base = str(overrides["paths.base"])
+    if base is None:
+        return None
+    info = resolve_base(base)
+    overrides["paths.base"] = info.path
+    return info
+
+
+def _has_relations(train_path: str) -> bool:
+    return any(doc.user_data.get(RELATIONS_KEY) for doc in DocBin().from_disk(train_path).get_docs(Vocab()))
+
+
+def _drop_relations(config: Config) -> None:
+    """Remove relation_extractor from a config (an NER-only corpus), with its score weights."""
+    config["nlp"]["pipeline"] = [p for p in config["nlp"]["pipeline"] if p != REL_COMPONENT]
+    config["components"].pop(REL_COMPONENT, None)
+    weights = config["training"].get("score_weights", {})
+    for key in [k for k in weights if k.startswith("rel_")]:
+        weights.pop(key)
+    for key in ("frozen_components", "annotating_components"):
+        config["training"][key] = [p for p in config["training"].get(key, []) if p != REL_COMPONENT]
+
+
 def train(
     config_path: Path | str,
     output: Path | str,
     *,
     overrides: dict[str, Any] | None = None,
+    base: str | None = None,
     gpu_id: int = -1,
     log: IO[str] | None = None,
     tune_thresholds: bool = True,
 ) -> dict[str, Any]:
     """Train, tune relation thresholds on dev, and write the model and its reproducibility record.
 
+    ``base`` names a pretrained pipeline (see :func:`annotate.base.resolve_base`) for configs that source from
+    ``paths.base``; it is recorded (name, version, licence, checksum) in the model's ``meta.json``. A training
+    corpus without relations trains without ``relation_extractor`` (the summary says so).
     ``tune_thresholds=False`` keeps the one global threshold (how the tutorial-style baseline is run).
     Returns the summary (also written to ``output/train-summary.json``).
     """
     output = Path(output)
+    overrides = dict(overrides or {})
+    base_info = _apply_base(config_path, overrides, base)
     config = load_training_config(config_path, overrides)
+    if "base" in (config.get("paths") or {}) and not config["paths"]["base"]:
+        raise InputError("this config sources from a base pipeline: pass --base (e.g. --base en_core_web_md)",
+                         path=config_path)
     _check_corpora(config, config_path)
+    notes: list[str] = []
+    if REL_COMPONENT in config["nlp"]["pipeline"] and not _has_relations(str(config.interpolate()["paths"]["train"])):
+        _drop_relations(config)
+        notes.append(f"the training data has no relations: trained without {REL_COMPONENT}")
+        logger.warning(notes[-1])
     log = log or io.StringIO()
     if gpu_id >= 0:
         require_gpu(gpu_id)
@@ -126,6 +168,7 @@ def train(
         "config": str(config_path), "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
         "overrides": {k: v for k, v in (overrides or {}).items()}, "data_sha256": data_hashes(config.interpolate()),
         "gpu_id": gpu_id, "train_seconds": round(seconds, 1), "model": str(best_path),
+        "base": base_info.to_dict() if base_info else None, "notes": notes,
     }
     summary.update(_tune_and_score(best_path, config.interpolate(), tune=tune_thresholds))
     _write_meta(best_path, summary)

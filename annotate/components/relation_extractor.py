@@ -45,7 +45,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..docbin import RELATIONS_KEY
-from .relation_model import MAX_BETWEEN, N_COLUMNS, distance_bucket
+from .relation_model import MAX_BETWEEN, N_COLUMNS, dep_path_key, distance_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class RelationExtractor(TrainablePipe):
         ents = sorted(spans, key=lambda s: (s.start, s.end))
         sent_of = _sentence_ids(doc) if self.cfg["same_sentence"] and doc.has_annotation("SENT_START") else None
         all_mode = self.cfg["candidates"] == "all"
+        parsed = doc.has_annotation("DEP")
         allowed = self._allowed()
         symmetric = {self.cfg["labels"].index(r) for r in self.cfg["symmetric"] if r in self.cfg["labels"]}
         ones = numpy.ones(len(self.cfg["labels"]), dtype="f")
@@ -189,7 +190,7 @@ class RelationExtractor(TrainablePipe):
                             continue
                     rows.append((head.start, head.end, tail.start, tail.end, head.label, tail.label,
                                  distance_bucket(head.start, head.end, tail.start, tail.end),
-                                 min(j - i - 1, MAX_BETWEEN)))
+                                 min(j - i - 1, MAX_BETWEEN), dep_path_key(head, tail) if parsed else 0))
                     masks.append(mask)
                     pairs.append((head, tail))
         cands = numpy.asarray(rows, dtype="uint64").reshape((-1, N_COLUMNS))

@@ -22,6 +22,7 @@ runs per token or per pair.
 
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,10 @@ from spacy.util import registry
 from thinc.api import HashEmbed, Linear, Maxout, Model, chain
 from thinc.types import Floats2d
 
-N_COLUMNS = 8
+N_COLUMNS = 9  # the 9th: a hash of the dependency path between the two spans' roots (0: no parse)
+DEP_ROWS = 2048
+DEP_SEED = 31
+MAX_DEP_STEPS = 6
 MAX_BETWEEN = 3  # 0, 1, 2, 3+ entities between head and tail
 BETWEEN_ROWS = 2 * (MAX_BETWEEN + 1)
 BETWEEN_SEED = 29
@@ -80,13 +84,32 @@ def build_relation_model_v2(
                             between_width, dropout, nO)
 
 
+@registry.architectures("annotate.RelationModel.v3")
+def build_relation_model_v3(
+    tok2vec: Model[list[Doc], list[Floats2d]],
+    hidden_width: int = 128,
+    label_width: int = 16,
+    distance_width: int = 16,
+    between_width: int = 8,
+    dep_width: int = 16,
+    side_window: int = 3,
+    dropout: float = 0.1,
+    nO: int | None = None,
+) -> Model[InT, Floats2d]:
+    """v2 plus the dependency path between the two spans (column ``dep_path``, from a parser upstream) and the
+    mean of ``side_window`` tokens before the first span and after the second (context on both sides)."""
+    return _pair_classifier("annotate.RelationModel.v3", tok2vec, hidden_width, label_width, distance_width,
+                            between_width, dropout, nO, dep_width=dep_width, side_window=side_window)
+
+
 def _pair_classifier(
     name: str, tok2vec: Model[list[Doc], list[Floats2d]], hidden_width: int, label_width: int, distance_width: int,
-    between_width: int, dropout: float, nO: int | None,
+    between_width: int, dropout: float, nO: int | None, *, dep_width: int = 0, side_window: int = 0,
 ) -> Model[InT, Floats2d]:
-    """Pair encoder (with context) -> Maxout -> Linear; v1 is v2 without the ``between`` column."""
+    """Pair encoder (with context) -> Maxout -> Linear; v1 is v2 without the ``between`` column, v3 is v2 with
+    the dependency path and side context."""
     encoder = build_pair_encoder(tok2vec, context=True, label_width=label_width, distance_width=distance_width,
-                                 between_width=between_width)
+                                 between_width=between_width, dep_width=dep_width, side_window=side_window)
     hidden = Maxout(nO=hidden_width, nP=2, dropout=dropout, normalize=True)
     model = chain(encoder, hidden, Linear(nO=nO))
     model.name = name
@@ -104,7 +127,7 @@ def build_relation_baseline(tok2vec: Model[list[Doc], list[Floats2d]], nO: int |
 
 def build_pair_encoder(
     tok2vec: Model[list[Doc], list[Floats2d]], *, context: bool, label_width: int, distance_width: int,
-    between_width: int = 0,
+    between_width: int = 0, dep_width: int = 0, side_window: int = 0,
 ) -> Model[InT, Floats2d]:
     layers: list[Model] = [tok2vec]
     refs: dict[str, Model] = {"tok2vec": tok2vec}
@@ -117,13 +140,16 @@ def build_pair_encoder(
     if between_width:
         refs["between"] = HashEmbed(nO=between_width, nV=BETWEEN_ROWS, seed=BETWEEN_SEED)
         layers.append(refs["between"])
+    if dep_width:
+        refs["dep_path"] = HashEmbed(nO=dep_width, nV=DEP_ROWS, seed=DEP_SEED)
+        layers.append(refs["dep_path"])
     return Model(
         "pair_encoder",
         _encoder_forward,
         init=_encoder_init,
         layers=layers,
         refs=refs,
-        attrs={"context": context},
+        attrs={"context": context, "side_window": side_window},
         dims={"nO": None},
     )
 
@@ -132,26 +158,37 @@ def _encoder_init(model: Model, X: InT | None = None, Y: Any = None) -> None:
     tok2vec = model.get_ref("tok2vec")
     if X is not None:
         tok2vec.initialize(X=X[0])
-    for name in ("labels", "distance", "between"):
+    for name in ("labels", "distance", "between", "dep_path"):
         if model.has_ref(name):
             model.get_ref(name).initialize()
     width = tok2vec.get_dim("nO")
-    n_pooled = 3 if model.attrs["context"] else 2
-    n_out = n_pooled * width
-    for name in ("labels", "distance", "between"):
+    n_out = _n_pooled(model) * width
+    for name in ("labels", "distance", "between", "dep_path"):
         if model.has_ref(name):
             n_out += model.get_ref(name).get_dim("nO") * (2 if name == "labels" else 1)
     model.set_dim("nO", n_out)
 
 
-def _segments(cands: Candidates, context: bool) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """Token ranges to average for every pair: head, tail (and between); ``inv`` is 1/length, 0 if empty."""
+def _n_pooled(model: Model) -> int:
+    """How many token ranges are mean-pooled per pair: head, tail, [between], [before, after]."""
+    return (3 if model.attrs["context"] else 2) + (2 if model.attrs.get("side_window") else 0)
+
+
+def _segments(cands: Candidates, context: bool, side_window: int = 0,
+              n_tokens: int = 0) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Token ranges to average for every pair: head, tail (and between, and ``side_window`` tokens before the
+    first span and after the second); ``inv`` is 1/length, 0 if empty."""
     hs, he, ts, te = (cands[:, i].astype("int64") for i in range(4))
     parts = [(hs, he), (ts, te)]
     if context:
         lo = numpy.where(he <= ts, he, te)
         hi = numpy.where(he <= ts, ts, hs)
         parts.append((lo, numpy.maximum(hi, lo)))
+    if side_window:
+        first = numpy.minimum(hs, ts)
+        last = numpy.maximum(he, te)
+        parts.append((numpy.maximum(first - side_window, 0), first))
+        parts.append((last, numpy.minimum(last + side_window, n_tokens)))
     starts = numpy.stack([p[0] for p in parts], axis=1).reshape(-1)
     ends = numpy.stack([p[1] for p in parts], axis=1).reshape(-1)
     lengths = ends - starts
@@ -184,8 +221,8 @@ def _encoder_forward(model: Model, inputs: InT, is_train: bool) -> tuple[Floats2
     tokvecs, bp_tokvecs = tok2vec(docs, is_train)
     width = tok2vec.get_dim("nO")
     context = model.attrs["context"]
-    n_pooled = 3 if context else 2
-    segments = [_segments(c, context) for c in cands]
+    n_pooled = _n_pooled(model)
+    segments = [_segments(c, context, model.attrs.get("side_window", 0), x.shape[0]) for c, x in zip(cands, tokvecs)]
     pooled = [_mean_pool(ops, x, seg).reshape((-1, n_pooled * width)) for x, seg in zip(tokvecs, segments)]
     parts: list[Floats2d] = [ops.xp.concatenate(pooled, axis=0) if pooled else ops.alloc2f(0, n_pooled * width)]
     n_total = parts[0].shape[0]
@@ -204,6 +241,10 @@ def _encoder_forward(model: Model, inputs: InT, is_train: bool) -> tuple[Floats2
         emb, bp_between = model.get_ref("between")(ops.asarray1i(all_cands[:, 7].astype("uint64"), dtype="uint64"), is_train)
         parts.append(emb)
         callbacks.append(bp_between)
+    if model.has_ref("dep_path"):
+        emb, bp_dep = model.get_ref("dep_path")(ops.asarray1i(all_cands[:, 8].astype("uint64"), dtype="uint64"), is_train)
+        parts.append(emb)
+        callbacks.append(bp_dep)
     output = ops.xp.concatenate(parts, axis=1)
     widths = [p.shape[1] for p in parts]
 
@@ -222,3 +263,25 @@ def _encoder_forward(model: Model, inputs: InT, is_train: bool) -> tuple[Floats2
         return inputs
 
     return output, backprop
+
+
+def dep_path_key(head: Any, tail: Any) -> int:
+    """A 32-bit key for the dependency path between the roots of two spans ("nsubj^ ROOT v dobj"), or 0 when
+    the doc has no parse. Paths longer than :data:`MAX_DEP_STEPS` share one key per direction pattern."""
+    doc = head.doc
+    if not doc.has_annotation("DEP"):
+        return 0
+    a, b = head.root, tail.root
+    up_a = [a] + list(a.ancestors)
+    up_b = [b] + list(b.ancestors)
+    index_b = {t.i: n for n, t in enumerate(up_b)}
+    common = next((n for n, t in enumerate(up_a) if t.i in index_b), None)
+    if common is None:  # different sentences (no shared ancestor)
+        return zlib.crc32(b"no-path") or 1
+    ups = [t.dep_ for t in up_a[:common]]
+    downs = [t.dep_ for t in reversed(up_b[:index_b[up_a[common].i]])]
+    if len(ups) + len(downs) > MAX_DEP_STEPS:
+        path = f"long {min(len(ups), 9)}^ {min(len(downs), 9)}v"
+    else:
+        path = " ".join([f"{d}^" for d in ups] + [up_a[common].dep_ if ups and downs else "="] + [f"v{d}" for d in downs])
+    return zlib.crc32(path.encode("utf-8")) or 1
