@@ -631,7 +631,8 @@ def evaluate_cmd(
         report({**summary, "comparison": comparison, "written": written}, as_json=True, title="evaluate")
         return
     for view, title in (("entities.exact", "entities, exact"), ("entities.overlap", "entities, overlapping span"),
-                        ("relations.strict", "relations, end to end"), ("relations.classification", "relations, given gold entities")):
+                        ("relations.strict", "relations, end to end"), ("relations.classification", "relations, given gold entities"),
+                        ("relations.crossre", "relations, CrossRE protocol (gold related pairs classified)")):
         _show_rows(f"{title} ({result['documents']} documents)", VIEW_COLUMNS, view_rows(result["views"][view]))
     report(result["errors"], as_json=False, title="entity and relation errors by kind")
     if comparison:

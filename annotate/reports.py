@@ -122,6 +122,7 @@ def markdown_report(
         "entities.span": "Entities, exact span with any label",
         "relations.strict": "Relations, end to end (strict)",
         "relations.classification": "Relations, given gold entity spans",
+        "relations.crossre": "Relations, CrossRE protocol (gold pairs that carry a relation, classified)",
     }
     for view in VIEWS:
         parts += ["", f"## {titles[view]}", "", _md_table(VIEW_COLUMNS, view_rows(result["views"][view]))]

@@ -320,7 +320,7 @@ def _violations(docs: list[LabelledDoc], schema: Any) -> list[str]:
     out = []
     for doc in docs:
         for v in validate_doc(doc, schema):
-            span = f" {doc.text[v.start:v.end]!r}" if v.start is not None else ""
+            span = f" {doc.text[v.start:v.end]!r}" if v.start is not None and v.end is not None and v.end > v.start else ""
             out.append(f"{Path(doc.meta['source']).name}:{span} {v.message}")
     return out
 
