@@ -487,15 +487,17 @@ def import_conll_cmd(
 def import_re3d_cmd(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A re3d folder (source sub-folders, or one of them).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
+    label_map: Annotated[Path | None, typer.Option("--map", exists=True, dir_okay=False, help="Map re3d's labels onto a schema (e.g. annotate/maps/re3d-to-diplomacy-defence.yaml).")] = None,
+    schema: SchemaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import Dstl's re3d corpus as records, with a generated schema and a report of what did not map.
+    """Import Dstl's re3d corpus as records, with a generated schema (or, with --map, ours) and a report of what did not map.
 
-    Example: annotate import re3d ../shared/data/re3d/train --out corpora/re3d
+    Example: annotate import re3d ../shared/data/re3d/train --out corpora/re3d-mapped --map annotate/maps/re3d-to-diplomacy-defence.yaml
     """
     from .importers.re3d import import_re3d
 
-    summary = import_re3d(path, out)
+    summary = import_re3d(path, out, map_path=label_map, schema_path=schema)
     report(summary, as_json=as_json, title=f"re3d -> {out}")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -95,3 +96,42 @@ def test_re3d_cli(re3d_dir, tmp_path):
     assert json.loads(result.stdout)["relations"] == 2
     result = CliRunner().invoke(app, ["import", "re3d", str(tmp_path / "out"), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 1 and "no re3d folder here" in result.output
+
+
+SHIPPED_MAP = Path(__file__).resolve().parents[1] / "annotate" / "maps" / "re3d-to-diplomacy-defence.yaml"
+
+
+def test_re3d_mapped_onto_our_schema(re3d_dir, tmp_path):
+    summary = import_re3d(re3d_dir, tmp_path / "out", map_path=SHIPPED_MAP)
+    [doc] = read_docs(tmp_path / "out" / "labelled.jsonl")
+    by_id = {e.id: doc.text[e.start:e.end] for e in doc.entities}
+    assert [(by_id[e.id], e.label) for e in doc.entities] == [
+        ("Dec. 6th", "DATE"), ("Iraqi", "GPE"), ("Iraqi Security Forces", "ORG"), ("ISIL fighters", "ORG"), ("East Mosul", "GPE")]
+    assert [(by_id[r.head], r.label, by_id[r.tail]) for r in doc.relations] == [
+        ("Iraqi Security Forces", "OPPOSES", "ISIL fighters"), ("ISIL fighters", "LOCATED_IN", "East Mosul")]
+    assert summary["label_map"]["relations_mapped"] == {"CoLocated": 1, "FightingAgainst": 1}
+    assert load_schema(tmp_path / "out" / "schema.yaml").name == "diplomacy-defence"
+    assert validate_doc(doc, load_schema()) == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("relations: {}", "needs an 'entities' mapping"),
+    ("entities: {Person: HUMAN}", "maps to 'HUMAN', not a label"),
+    ("entities: {Person: PERSON}\nrelations: {Likes: [SUPPORTS, ADORES]}", "maps to 'ADORES', not a relation type"),
+    ("entities: [", "cannot read label map"),
+])
+def test_bad_label_map(re3d_dir, tmp_path, text, message):
+    bad = tmp_path / "map.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        import_re3d(re3d_dir, tmp_path / "out", map_path=bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unlisted_and_disallowed_are_counted(re3d_dir, tmp_path):
+    small = tmp_path / "map.yaml"
+    small.write_text("entities: {Organisation: ORG, Location: LOC}\nrelations: {FightingAgainst: SUPPLIES, CoLocated: LOCATED_IN}\n")
+    summary = import_re3d(re3d_dir, tmp_path / "out", map_path=small)
+    assert summary["label_map"]["entities_unlisted"] == {"Nationality": 1, "Temporal": 1}
+    assert summary["label_map"]["relations_not_allowed"] == {"FightingAgainst": 1}
+    assert summary["mapped_relations"] == 1

@@ -149,18 +149,35 @@ class _Importer:
             self.report["relations"][label] += 1
 
 
-def import_re3d(path: Path | str, out: Path | str) -> dict[str, Any]:
-    """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json``; return the report."""
+def import_re3d(path: Path | str, out: Path | str, *, map_path: Path | str | None = None,
+                schema_path: Path | str | None = None) -> dict[str, Any]:
+    """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json``; return the report.
+
+    With ``map_path`` (a label map, e.g. ``annotate/maps/re3d-to-diplomacy-defence.yaml``) the labels are
+    mapped onto ``schema_path``'s schema (default: the toolkit's), what does not map is dropped and counted
+    under ``label_map`` in the report, and ``schema.yaml`` is that schema rather than a generated one.
+    """
     importer = _Importer()
     subsets = find_subsets(path)
     for folder in subsets:
         importer.subset(folder)
     out = Path(out)
     docs = list(importer.docs.values())
+    mapped = None
+    if map_path is not None:
+        from ..schema import load_schema
+        from .labelmap import apply_map, load_map, map_summary
+
+        target = load_schema(schema_path)
+        mapping = load_map(map_path, target)
+        docs = apply_map(docs, mapping, target)
+        mapped = map_summary(mapping)
+        schema = target.to_dict()
+    else:
+        labels = sorted({e.label for d in docs for e in d.entities})
+        schema = build_schema("re3d", labels, importer.pairs, corpus="re3d", command="annotate import re3d",
+                              symmetric=SYMMETRIC)
     write_jsonl(out / "labelled.jsonl", docs)
-    labels = sorted({e.label for d in docs for e in d.entities})
-    schema = build_schema("re3d", labels, importer.pairs, corpus="re3d", command="annotate import re3d",
-                          symmetric=SYMMETRIC)
     write_schema(out / "schema.yaml", schema)
     summary = {
         "path": str(path), "out": str(out), "subsets": [f.name for f in subsets], "documents": len(docs),
@@ -170,5 +187,9 @@ def import_re3d(path: Path | str, out: Path | str) -> dict[str, Any]:
         "value_differs_from_text": sum(importer.report["value_differs_from_text"].values()),
         "examples": importer.examples,
     }
+    if mapped is not None:
+        summary["label_map"] = mapped
+        summary["mapped_entities"] = sum(len(d.entities) for d in docs)
+        summary["mapped_relations"] = sum(len(d.relations) for d in docs)
     write_json(out / "import-report.json", summary)
     return summary
