@@ -331,6 +331,53 @@ def doccano_push_cmd(
     report(summary, as_json=as_json, title=f"Pushed to {project}")
 
 
+@doccano_app.command("label")
+def doccano_label_cmd(
+    records: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Records JSONL whose labels are this annotator's work.")],
+    project: ProjectOpt,
+    url: UrlOpt = None,
+    confirm: Annotated[bool, typer.Option("--confirm/--no-confirm", help="Mark each labelled example confirmed.")] = True,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label pushed examples as the logged-in user through the annotation API the UI uses (spans, relations, confirm).
+
+    For work done outside Doccano (a second annotator's file) or to simulate annotators. Log in as the annotator:
+    Example: ANNOTATE_DOCCANO_USER=bob annotate doccano label corpora/x/bob.jsonl --project demo
+    """
+    from . import doccano, doccano_server
+
+    target = doccano_server.resolve_url(url, data_dir)
+    summary = doccano.run_label(target, _doccano_credentials(), project, records, confirm=confirm)
+    report(summary, as_json=as_json, title=f"Labelled in {project} as {summary['annotator']}")
+
+
+@doccano_app.command("users-add")
+def doccano_users_add_cmd(
+    username: Annotated[str, typer.Argument(help="The new annotator's user name.")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a Doccano user in the local server's database (password from $ANNOTATE_NEW_PASSWORD, else generated and shown once).
+
+    Give the user a role in a project with `doccano push --member NAME:annotator`.
+    Example: annotate doccano users-add alice
+    """
+    import os
+    import secrets
+
+    from . import doccano_server
+
+    given = os.environ.get("ANNOTATE_NEW_PASSWORD")
+    password = given or secrets.token_urlsafe(doccano_server.GENERATED_PASSWORD_BYTES)
+    folder = data_dir or doccano_server.default_data_dir()
+    created = doccano_server.create_user(folder, doccano_server.Credentials(username, password))
+    summary = {"user": username, "created": created, "data_dir": str(folder)}
+    if not given:
+        summary["password"] = password  # shown once, never written to disk
+    report(summary, as_json=as_json, title="Doccano user")
+
+
 @doccano_app.command("pull")
 def doccano_pull_cmd(
     project: ProjectOpt,

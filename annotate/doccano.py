@@ -530,6 +530,10 @@ def doc_from_export_line(line: dict[str, Any], *, annotator: str, status: str, u
     meta = _export_meta(line)
     record_id = str(meta.get(RECORD_ID_KEY) or f"doccano-{line['id']}")
     offsets = OffsetMap(text, unit)
+    own = _own_bookkeeping(line)  # what `annotate doccano label` left for this user, if anything
+    if own:
+        meta = {**{k: v for k, v in meta.items() if k not in BOOKKEEPING_KEYS or k == RECORD_ID_KEY}, **own,
+                RECORD_ID_KEY: meta.get(RECORD_ID_KEY)}
     pushed_entities = _pushed(meta.get(ENTITY_IDS_KEY), meta.get(ENTITY_SPANS_KEY))
     pushed_relations = _pushed(meta.get(RELATION_IDS_KEY), meta.get(RELATION_ENDS_KEY))
     extras = meta.get(EXTRAS_KEY) or {}
@@ -550,6 +554,21 @@ def doc_from_export_line(line: dict[str, Any], *, annotator: str, status: str, u
         relations.append(Relation(rel_id, head, tail, rel["type"], attrs=dict(extra.get("attrs") or {})))
     clean = {k: v for k, v in meta.items() if k not in BOOKKEEPING_KEYS}
     return LabelledDoc(record_id, text, clean, entities, relations, annotator=annotator, status=status)
+
+
+def _own_bookkeeping(line: dict[str, Any]) -> dict[str, Any]:
+    """The newest bookkeeping comment in a user's export line (their ids and attributes), or {}."""
+    found = [c for c in line.get("Comments") or [] if isinstance(c, dict)
+             and str(c.get("comment", "")).startswith(BOOKKEEPING_COMMENT)]
+    if not found:
+        return {}
+    newest = max(found, key=lambda c: c.get("id", 0))
+    try:
+        data = json.loads(newest["comment"][len(BOOKKEEPING_COMMENT):])
+    except ValueError:
+        log.warning("example %s: unreadable bookkeeping comment ignored", line.get("id"))
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _export_spans(line: dict[str, Any]) -> list[dict[str, Any]]:
@@ -726,3 +745,87 @@ def run_pull(url: str, credentials: Credentials, project_name: str, out_dir: Pat
     conn = connect(url, credentials)
     result = pull(conn, project_name, schema)
     return {**write_pull(result, out_dir, force=force), "url": conn.url}
+
+
+# ------------------------------------------------------------------------------------------------ labelling
+
+BOOKKEEPING_COMMENT = "annotate:bookkeeping "  # prefix of the comment that carries one annotator's label ids
+
+
+@dataclass
+class LabelResult:
+    project: ProjectRef
+    annotator: str
+    labelled: int
+    skipped_already_labelled: int
+    not_in_project: list[str]
+    spans: int
+    relations: int
+
+    def summary(self) -> dict[str, Any]:
+        return {"project": self.project.name, "annotator": self.annotator, "labelled": self.labelled,
+                "skipped_already_labelled": self.skipped_already_labelled, "not_in_project": len(self.not_in_project),
+                "not_in_project_examples": self.not_in_project[:5], "spans": self.spans, "relations": self.relations}
+
+
+def _type_ids(conn: Connection, project: ProjectRef) -> dict[str, dict[str, int]]:
+    with api_errors(conn, f"listing label types of project {project.name!r}"):
+        return {kind: {t.text: t.id for t in conn.client.list_label_types(project.id, kind)} for kind in ("span", "relation")}
+
+
+def label(conn: Connection, project_name: str, docs: Iterable[LabelledDoc], *, confirm: bool = True) -> LabelResult:
+    """Label the project's examples as the logged-in user, through the annotation API the UI uses: one span
+    request per entity, one relation request per relation, then the example confirmed. Records are matched to
+    examples by record id (``annotate doccano push`` first); an example where this user already has labels is
+    skipped, so a re-run adds nothing twice. The user's own ids and attributes (``negated``...), which Doccano
+    has no field for, are kept in a comment by that user (:data:`BOOKKEEPING_COMMENT`), from which the pull
+    restores them for every label the user has not changed since.
+    """
+    project = require_project(conn, project_name)
+    _require_sequence_labelling(conn, project)
+    present = existing_record_ids(conn, project)
+    types = _type_ids(conn, project)
+    docs = list(docs)
+    for doc in docs:
+        unknown = sorted({e.label for e in doc.entities if e.label not in types["span"]}
+                         | {r.label for r in doc.relations if r.label not in types["relation"]})
+        if unknown:
+            raise DoccanoError(f"record {doc.id!r}: label(s) {', '.join(unknown)} not in project {project.name!r} "
+                               "(push with the schema that has them first)")
+    result = LabelResult(project, conn.username, 0, 0, [], 0, 0)
+    for doc in docs:
+        example = present.get(doc.id)
+        if example is None:
+            result.not_in_project.append(doc.id)
+            continue
+        base = f"projects/{project.id}/examples/{example}"
+        if conn.get(f"{base}/spans", what=f"reading spans of example {example}") or \
+                conn.get(f"{base}/relations", what=f"reading relations of example {example}"):
+            result.skipped_already_labelled += 1
+            continue
+        offsets = OffsetMap(doc.text, project.unit)
+        db_ids: dict[str, int] = {}
+        for ent in doc.entities:
+            made = conn.post(f"{base}/spans", {"start_offset": offsets.from_codepoint(ent.start),
+                                               "end_offset": offsets.from_codepoint(ent.end),
+                                               "label": types["span"][ent.label]}, what=f"saving a span in example {example}")
+            db_ids[ent.id] = made["id"]
+        for rel in doc.relations:
+            conn.post(f"{base}/relations", {"from_id": db_ids[rel.head], "to_id": db_ids[rel.tail],
+                                            "type": types["relation"][rel.label]}, what=f"saving a relation in example {example}")
+        keep = {k: v for k, v in to_task(doc, unit=project.unit)["meta"].items() if k in BOOKKEEPING_KEYS}
+        conn.post(f"projects/{project.id}/comments?example={example}", {"text": BOOKKEEPING_COMMENT + json.dumps(keep, ensure_ascii=True)},
+                  what=f"saving the bookkeeping comment of example {example}")
+        if confirm:
+            conn.post(f"{base}/states", {}, what=f"confirming example {example}")
+        result.labelled += 1
+        result.spans += len(doc.entities)
+        result.relations += len(doc.relations)
+    return result
+
+
+def run_label(url: str, credentials: Credentials, project_name: str, path: Path, *, confirm: bool = True) -> dict[str, Any]:
+    """The ``annotate doccano label`` job: read records, log in as the annotator, label; return the summary."""
+    docs = list(read_docs(path))
+    conn = connect(url, credentials)
+    return {**label(conn, project_name, docs, confirm=confirm).summary(), "url": conn.url, "input": str(path)}

@@ -459,3 +459,42 @@ def test_doccano_cli_push_then_pull(live_doccano, tmp_path: Path, monkeypatch: p
     emptied = runner.invoke(app, ["doccano", "pull", "--project", "cli-small", "--out", str(out), "--url", live_doccano.url])
     assert emptied.exit_code == 1
     assert "earlier pull has 13 labels and this one only 4; pass --force" in emptied.output
+
+
+@pytest.mark.doccano
+@pytest.mark.slow
+def test_doccano_label_as_two_annotators_round_trip(live_doccano) -> None:
+    """`doccano label` as two users: each one's labels, ids and relation attributes come back as theirs."""
+    live_doccano.user("carol"), live_doccano.user("dave")
+    admin = doccano.connect(live_doccano.url, live_doccano.admin)
+    articles = [LabelledDoc.from_article(d) for d in gold_records()[:2]]
+    doccano.push(admin, "label-api", articles, SCHEMA, members=[("carol", "annotator"), ("dave", "annotator")])
+    carol_docs = [replace(d, annotator="carol", status="confirmed") for d in gold_records()[:2]]
+    dave_doc = replace(gold_records()[0], annotator="dave", status="confirmed",
+                       entities=gold_records()[0].entities[:2], relations=[Relation("z9", "e1", "e2", "MEETS")])
+    as_carol = doccano.connect(live_doccano.url, live_doccano.users["carol"])
+    first = doccano.label(as_carol, "label-api", carol_docs)
+    assert (first.labelled, first.spans, first.relations) == (2, 7, 3)
+    assert doccano.label(as_carol, "label-api", carol_docs).skipped_already_labelled == 2  # re-run adds nothing
+    as_dave = doccano.connect(live_doccano.url, live_doccano.users["dave"])
+    missing = replace(dave_doc, id="nowhere#0")
+    result = doccano.label(as_dave, "label-api", [dave_doc, missing])
+    assert (result.labelled, result.not_in_project) == (1, ["nowhere#0"])
+    pulled = doccano.pull(admin, "label-api", SCHEMA)
+    by_user = {(d.annotator, d.id): d for d in pulled.docs}
+    for doc in carol_docs:  # offsets through UTF-16 and back, our ids, texts and the negated attribute
+        assert by_user[("carol", doc.id)].to_dict() == doc.to_dict()
+    dave = by_user[("dave", "flag#0")]
+    assert dave.relations == [Relation("z9", "e1", "e2", "MEETS")]  # no negated: that was carol's
+    assert ("dave", "overlap#0") not in by_user
+
+
+@pytest.mark.doccano
+@pytest.mark.slow
+def test_doccano_label_unknown_label_is_one_line(live_doccano) -> None:
+    live_doccano.user("erin")
+    admin = doccano.connect(live_doccano.url, live_doccano.admin)
+    doccano.push(admin, "label-bad", [LabelledDoc.from_article(gold_records()[0])], SCHEMA, members=[("erin", "annotator")])
+    bad = replace(gold_records()[0], entities=[Entity("e1", 0, 2, "PLANET")], relations=[])
+    with pytest.raises(DoccanoError, match="label\\(s\\) PLANET not in project 'label-bad'"):
+        doccano.label(doccano.connect(live_doccano.url, live_doccano.users["erin"]), "label-bad", [bad])
