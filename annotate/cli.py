@@ -598,7 +598,7 @@ def publish_cmd(
 ) -> None:
     """Publish gold records as a Hugging Face dataset (explicit Features, Parquet splits, dataset card).
 
-    Example: annotate publish corpora/seed-gold/labelled.jsonl --out dist/seed-gold --license cc-by-4.0
+    Example: annotate publish corpora/diplomacy-defence/labelled.jsonl --out dist/diplomacy-defence --license cc-by-4.0
     """
     import os
 

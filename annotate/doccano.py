@@ -60,7 +60,7 @@ from .records import (
     write_json,
     write_jsonl,
 )
-from .schema import Schema, Violation, validate_doc
+from .schema import Schema, Violation, guidelines_markdown, validate_doc
 from .tasks import (
     BOOKKEEPING_KEYS,
     ENTITY_IDS_KEY,
@@ -269,14 +269,14 @@ def ensure_project(conn: Connection, name: str, schema: Schema, *, grapheme_mode
                 name=name,
                 project_type=PROJECT_TYPE,
                 description=description,
-                guideline=schema.guidelines,
+                guideline=guidelines_markdown(schema),
                 allow_overlapping=True,
                 grapheme_mode=grapheme_mode,
                 use_relation=True,
             )
         else:
             _require_sequence_labelling(conn, project)
-            made = conn.client.update_project(project.id, guideline=schema.guidelines, allow_overlapping=True, use_relation=True)
+            made = conn.client.update_project(project.id, guideline=guidelines_markdown(schema), allow_overlapping=True, use_relation=True)
     ref = _ref(made)
     sync_label_types(conn, ref, schema)
     return ref, created

@@ -1,4 +1,4 @@
-"""GPU check: train our NER + relation pipeline on seed-gold on the GPU and on the CPU; reload on the GPU; predict.
+"""GPU check: train our NER + relation pipeline on the diplomacy-defence corpus on the GPU and on the CPU; reload on the GPU; predict.
 
 Needs CuPy and a CUDA GPU (nothing in the test suite does). Prints each run's wall time and dev scores, then what
 a fresh process that loads the GPU-trained model with ``spacy.load`` finds in the first seed article.
@@ -37,8 +37,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/annotate-gpu"))
     args = parser.parse_args()
     bins = args.work / "bins"
-    split = build_docbins(read_docs(ROOT / "corpora" / "seed-gold" / "labelled.jsonl"), bins, ratios=(0.7, 0.3, 0), seed=0)
-    print(f"seed-gold: {split['docs']}", flush=True)
+    split = build_docbins(read_docs(ROOT / "corpora" / "diplomacy-defence" / "labelled.jsonl"), bins, ratios=(0.7, 0.3, 0), seed=0)
+    print(f"corpus: {split['docs']}", flush=True)
     overrides = {"paths.train": str(bins / "train.spacy"), "paths.dev": str(bins / "dev.spacy"),
                  "training.max_steps": args.max_steps}
     for gpu_id in (args.gpu_id, -1):

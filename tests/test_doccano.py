@@ -22,10 +22,10 @@ from annotate.cli import app
 from annotate.doccano_server import Credentials, free_port
 from annotate.errors import DoccanoError, InputError, OutputError
 from annotate.records import Entity, LabelledDoc, Relation, read_docs, write_jsonl
-from annotate.schema import load_schema
+from annotate.schema import guidelines_markdown, load_schema
 
 SCHEMA = load_schema()
-SEED_GOLD = Path(__file__).resolve().parent.parent / "corpora" / "seed-gold" / "labelled.jsonl"
+CORPUS_GOLD = Path(__file__).resolve().parent.parent / "corpora" / "diplomacy-defence" / "labelled.jsonl"
 EMOJI_TEXT = "🇺🇦 Sébastien Lecornu met Rustem Umerov 👋 in Kyiv."
 # code points: "Sébastien Lecornu" 3-20, "Rustem Umerov" 25-38, "Kyiv" 44-48
 # UTF-16 units: 5-22, 27-40, 47-51 (the flag is 2 astral characters, the hand 1)
@@ -332,7 +332,7 @@ def test_doccano_round_trip_is_lossless(live_doccano, tmp_path: Path) -> None:
     assert pulled.violations == []
 
     project = conn.client.find_project_by_id(first.project.id)
-    assert (project.guideline, project.use_relation, project.allow_overlapping) == (SCHEMA.guidelines.strip(), True, True)
+    assert (project.guideline, project.use_relation, project.allow_overlapping) == (guidelines_markdown(SCHEMA).strip(), True, True)
     types = {t.text: (t.background_color, t.suffix_key) for t in conn.client.list_label_types(first.project.id, "span")}
     assert types["PERSON"] == ("#e6194b", "p")
     assert sorted(t.text for t in conn.client.list_label_types(first.project.id, "relation")) == sorted(SCHEMA.relation_labels)
@@ -349,15 +349,15 @@ def test_doccano_round_trip_is_lossless(live_doccano, tmp_path: Path) -> None:
 
 @pytest.mark.doccano
 @pytest.mark.slow
-def test_doccano_seed_gold_corpus_round_trip(live_doccano) -> None:
-    """The repository's gold corpus (15 articles, ~800 spans, ~400 relations) survives push, confirm, pull."""
-    gold = list(read_docs(SEED_GOLD))
+def test_doccano_gold_corpus_round_trip(live_doccano) -> None:
+    """The repository's gold corpus (174 records, ~8,700 spans, ~5,000 relations) survives push, confirm, pull."""
+    gold = list(read_docs(CORPUS_GOLD))
     conn = doccano.connect(live_doccano.url, live_doccano.admin)
-    pushed = doccano.push(conn, "seed-gold", gold, SCHEMA)
-    assert pushed.uploaded == len(gold) == 15
+    pushed = doccano.push(conn, "corpus-gold", gold, SCHEMA)
+    assert pushed.uploaded == len(gold) == 174
     for example_id in doccano.existing_record_ids(conn, pushed.project).values():
         conn.client.update_example_state(pushed.project.id, example_id)
-    pulled = doccano.pull(conn, "seed-gold", SCHEMA)
+    pulled = doccano.pull(conn, "corpus-gold", SCHEMA)
     assert {(d.annotator, d.status) for d in pulled.docs} == {(live_doccano.admin.username, "confirmed")}
     as_gold = sorted((replace(d, annotator="gold").to_dict() for d in pulled.docs), key=lambda d: d["id"])
     assert as_gold == sorted((d.to_dict() for d in gold), key=lambda d: d["id"])

@@ -164,7 +164,7 @@ def test_ingest_seeds_reproduce_the_gold_corpus_ids_and_texts():
     from annotate.records import read_docs
 
     articles, report = ingest([SEED.parent])
-    gold = {d.id: d for d in read_docs(SEED.parents[1] / "corpora" / "seed-gold" / "labelled.jsonl")}
+    gold = {d.id: d for d in read_docs(SEED.parents[1] / "corpora" / "diplomacy-defence" / "labelled.jsonl")}
     assert report.exact_duplicates == [] and report.near_duplicates == []
     assert {a.id: a.text for a in articles} == {i: d.text for i, d in gold.items()}
     def comparable(meta):  # the source is the path as given on the command line

@@ -10,7 +10,7 @@ from annotate.publish import build_dataset, check_gold, iob_labels, publish
 from annotate.records import Entity, LabelledDoc, Relation, read_docs
 from annotate.schema import load_schema
 
-GOLD = Path(__file__).parents[1] / "corpora" / "seed-gold" / "labelled.jsonl"
+GOLD = Path(__file__).parents[1] / "corpora" / "diplomacy-defence" / "labelled.jsonl"
 TEXT = "French President Emmanuel Macron met NATO in Paris."
 
 
@@ -64,13 +64,13 @@ def test_publish_refuses_non_gold_input(docs, match):
         check_gold(docs, load_schema())
 
 
-def test_publish_seed_gold_round_trips_through_load_dataset(tmp_path, monkeypatch):
+def test_publish_corpus_round_trips_through_load_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     import datasets
 
     gold = list(read_docs(GOLD))
-    summary = publish(gold, load_schema(), tmp_path / "ds", name="seed-gold")
-    assert sum(summary["documents"].values()) == len(gold) == 15
+    summary = publish(gold, load_schema(), tmp_path / "ds", name="diplomacy-defence")
+    assert sum(summary["documents"].values()) == len(gold) == 174
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = datasets.load_dataset(str(tmp_path / "ds"))  # reads the card's `configs` like the Hub does
     assert {s: len(d) for s, d in loaded.items()} == {s: n for s, n in summary["documents"].items() if n}
@@ -80,9 +80,9 @@ def test_publish_seed_gold_round_trips_through_load_dataset(tmp_path, monkeypatc
     assert [(e["start"], e["end"]) for e in rows[first.id]["entities"]] == [(e.start, e.end) for e in first.entities]
     assert len(rows[first.id]["relations"]) == len(first.relations)
     card = (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
-    assert card.startswith("---\npretty_name: seed-gold\n")
-    assert "| GPE | a country, city, state or region with a government (nationality adjectives included) | 268 |" in card
-    assert "| HAS_ROLE | PERSON -> ROLE | the person holds the role | 72 |" in card
+    assert card.startswith("---\npretty_name: diplomacy-defence\n")
+    assert "| GPE | a country, city, state or region with a government (nationality adjectives included) | 2872 |" in card
+    assert "| HAS_ROLE | PERSON -> ROLE | the person holds the role | 626 |" in card
 
 
 def test_publish_cli_and_push_without_token(tmp_path, monkeypatch):
@@ -90,7 +90,7 @@ def test_publish_cli_and_push_without_token(tmp_path, monkeypatch):
     runner = CliRunner()
     ok = runner.invoke(app, ["publish", str(GOLD), "--out", str(tmp_path / "ds"), "--json"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout)["name"] == "seed-gold"
+    assert json.loads(ok.stdout)["name"] == "diplomacy-defence"
     bad = runner.invoke(app, ["publish", str(GOLD), "--out", str(tmp_path / "ds2"), "--push-to-hub", "me/x"])
     assert bad.exit_code == 1
     assert bad.stderr.strip().splitlines()[-1] == "error: --push-to-hub needs a Hugging Face token in $HF_TOKEN"
