@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install doccano browser clean
+.PHONY: demo demo-quick test install doccano browser clean corpus model
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -37,8 +37,19 @@ browser:
 demo: doccano
 	bash scripts/demo.sh
 
+demo-quick: doccano
+	DEMO_QUICK=1 bash scripts/demo.sh
+
+# Rebuild the corpus records, seeds/ and the card's tables from corpora/diplomacy-defence/markup (and double/).
+corpus: $(STAMP)
+	$(BIN)/python scripts/build_corpus.py
+
+# Retrain the shipped model (models/diplomacy-defence) and rewrite its card and the README's metrics table.
+model: $(STAMP)
+	$(BIN)/python scripts/build_model.py
+
 test: doccano browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .venv-doccano .doccano corpora/demo models/demo
+	rm -rf $(VENV) .venv-doccano .doccano corpora/demo models/demo build

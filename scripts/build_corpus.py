@@ -57,10 +57,10 @@ def stats_tables(stats: dict, gold: list) -> str:
     return "\n".join(lines)
 
 
-def agreement_tables(result: dict) -> str:
+def agreement_tables(result: dict, n_articles: int) -> str:
     [pair] = result["pairs"]
     exact, lenient = pair["entities.exact"], pair["entities.overlap"]
-    lines = [f"{pair['documents']} articles annotated independently by two annotators "
+    lines = [f"{n_articles} articles ({pair['documents']} records) annotated independently by two annotators "
              f"({' and '.join(pair['annotators'])}); F1 of one against the other (symmetric), exact span and label, "
              "lenient = overlapping span with the same label; Cohen's kappa over tokens.", "",
              "| entity label | annotator1 | annotator2 | F1 exact | F1 lenient | kappa |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -129,7 +129,7 @@ def main() -> None:
         adjudicated = adjudicate(a1 + a2, prefer=["annotator1"], schema=schema)
         write_jsonl(DOUBLE / "adjudicated.jsonl", adjudicated.docs)
         write_jsonl(DOUBLE / "adjudicated.review.jsonl", adjudicated.review)
-        card = replace_block(card, "agreement", agreement_tables(result))
+        card = replace_block(card, "agreement", agreement_tables(result, len(first)))
         print(f"double annotation: {len(first)} articles; entity F1 {result['overall']['entities.exact']['micro']['f1']:.3f}, "
               f"relation F1 {result['overall']['relations.strict']['micro']['f1']:.3f}; "
               f"{len(adjudicated.review)} disputed items in double/adjudicated.review.jsonl")

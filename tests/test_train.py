@@ -262,3 +262,79 @@ def test_pretrained_weights_are_loaded_at_initialization(pretrain_script, tmp_pa
     fresh.get_pipe("tok2vec").model.from_bytes(weights.read_bytes())
     assert not numpy.array_equal(hash_table(loaded), untouched)
     assert numpy.array_equal(hash_table(loaded), hash_table(fresh))
+
+
+# ---------------------------------------------------------------------- NER-only corpora and base pipelines
+
+MD_CONFIG = CONFIG.with_name("ner-rel-md.cfg")
+
+
+def _bins_without_relations(root: Path) -> Path:
+    records = [LabelledDoc.from_dict({**d.to_dict(), "relations": []}) for d in _records()]
+    build_docbins(records, root / "bins", ratios=(1, 0, 0))
+    return root / "bins" / "train.spacy"
+
+
+@pytest.mark.slow
+def test_train_ner_only_corpus_drops_relation_component(tmp_path):
+    """A corpus without relations (CrossNER) trains NER alone and says so, instead of a traceback."""
+    train_path = _bins_without_relations(tmp_path)
+    result = CliRunner().invoke(app, ["train", str(CONFIG), "--output", str(tmp_path / "out"), "--paths.train", str(train_path),
+                                      "--paths.dev", str(train_path), "--training.max_steps=20", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["notes"] == ["the training data has no relations: trained without relation_extractor"]
+    import spacy
+
+    assert "relation_extractor" not in spacy.load(tmp_path / "out" / "model-best").pipe_names
+
+
+@pytest.mark.slow
+def test_train_on_base_pipeline_records_base_and_filters_foreign_labels(tmp_path):
+    """ner-rel-md.cfg on en_core_web_md: trains, records the base in meta.json, predicts only our labels."""
+    import spacy
+
+    from annotate.train import train
+
+    build_docbins(_records(), tmp_path / "bins", ratios=(1, 0, 0))
+    path = str(tmp_path / "bins" / "train.spacy")
+    summary = train(MD_CONFIG, tmp_path / "out", base="en_core_web_md",
+                    overrides={"paths.train": path, "paths.dev": path, "training.max_steps": 40, "training.eval_frequency": 20})
+    meta = json.loads((Path(summary["model"]) / "meta.json").read_text())
+    base = meta["annotate"]["base"]
+    assert (base["name"], base["version"], base["license"]) == ("en_core_web_md", "3.8.0", "MIT")
+    assert len(base["sha256"]) == 64 and base["distribution"].startswith("mooring")
+    nlp = spacy.load(summary["model"])
+    assert nlp.pipe_names == ["tok2vec", "tagger", "ner", "label_filter", "parser", "relation_extractor"]
+    ours = {label for _, ents, _ in DOCS for _, label in ents}
+    assert set(nlp.get_pipe("label_filter").labels) == ours
+    doc = nlp("The Russian army and 3,000 Chinese troops crossed the Danube on Friday, the BBC said.")
+    assert {e.label_ for e in doc.ents} <= ours  # OntoNotes' NORP, CARDINAL, ... never come out
+
+
+@pytest.mark.parametrize("base, message", [
+    ("en_core_web_xl", "base pipeline 'en_core_web_xl' not found"),
+    ("srsly", "base pipeline 'srsly' not found"),  # a module, but it carries no pipeline
+])
+def test_train_bad_base_is_one_line_error(tmp_path, base, message):
+    train_path = _bins_without_relations(tmp_path)
+    result = CliRunner().invoke(app, ["train", str(MD_CONFIG), "--base", base, "--output", str(tmp_path / "o"),
+                                      "--paths.train", str(train_path), "--paths.dev", str(train_path)])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_train_base_config_without_base_is_one_line_error(tmp_path):
+    train_path = _bins_without_relations(tmp_path)
+    result = CliRunner().invoke(app, ["train", str(MD_CONFIG), "--output", str(tmp_path / "o"),
+                                      "--paths.train", str(train_path), "--paths.dev", str(train_path)])
+    assert result.exit_code == 1
+    assert "pass --base" in result.output
+
+
+def test_base_folder_that_is_not_a_pipeline(tmp_path):
+    from annotate.base import resolve_base
+    from annotate.errors import InputError
+
+    with pytest.raises(InputError, match="not a spaCy pipeline folder"):
+        resolve_base(str(tmp_path))
