@@ -9,7 +9,9 @@ non-zero exit.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from enum import Enum
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -402,6 +404,17 @@ def doccano_pull_cmd(
 # ------------------------------------------------------------------------------- training commands
 
 
+class Misaligned(str, Enum):
+    expand = "expand"
+    contract = "contract"
+    drop = "drop"
+
+
+class Overlap(str, Enum):
+    longest = "longest"
+    shortest = "shortest"
+
+
 def _floats(value: str, n: int, option: str) -> tuple[float, ...]:
     try:
         parts = tuple(float(x) for x in value.split(","))
@@ -409,6 +422,8 @@ def _floats(value: str, n: int, option: str) -> tuple[float, ...]:
         raise typer.BadParameter(f"{option} takes {n} comma-separated numbers, got {value!r}") from err
     if len(parts) != n:
         raise typer.BadParameter(f"{option} takes {n} comma-separated numbers, got {value!r}")
+    if any(not math.isfinite(x) or x < 0 for x in parts) or not sum(parts) > 0:
+        raise typer.BadParameter(f"{option} takes finite, non-negative numbers with a positive sum, got {value!r}")
     return parts
 
 
@@ -419,8 +434,8 @@ def docbin_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the hash-based article split.")] = 0,
     ratios: Annotated[str, typer.Option(help="train,dev,test ratios.")] = "0.8,0.1,0.1",
     dates: Annotated[str | None, typer.Option(help="Split by meta.date instead: DEV_FROM,TEST_FROM (ISO dates).")] = None,
-    misaligned: Annotated[str, typer.Option(help="Spans off token edges: expand, contract or drop.")] = "expand",
-    overlap: Annotated[str, typer.Option(help="Overlapping spans in doc.ents: keep the longest or shortest.")] = "longest",
+    misaligned: Annotated[Misaligned, typer.Option(help="Spans off token edges: expand, contract or drop.")] = Misaligned.expand,
+    overlap: Annotated[Overlap, typer.Option(help="Overlapping spans in doc.ents: keep the longest or shortest.")] = Overlap.longest,
     as_json: JsonOpt = False,
 ) -> None:
     """Records -> spaCy DocBins with a deterministic article-level train/dev/test split.
@@ -436,8 +451,8 @@ def docbin_cmd(
         raise typer.BadParameter(f"--dates takes DEV_FROM,TEST_FROM, got {dates!r}")
     docs = (doc for path in records for doc in progress(read_docs(path), f"docbin {path.name}"))
     summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
-                            misaligned=misaligned, overlap=overlap)
-    rows = [("docs", summary["docs"]), ("articles", summary["articles"]), ("policies", f"{misaligned}/{overlap}")]
+                            misaligned=misaligned.value, overlap=overlap.value)
+    rows = [("docs", summary["docs"]), ("articles", summary["articles"]), ("policies", f"{misaligned.value}/{overlap.value}")]
     rows += [(label, counts) for label, counts in summary["alignment"]["entities"].items()]
     report(summary, as_json=as_json, title=f"DocBins in {out}", rows=rows)
 
@@ -644,7 +659,7 @@ def evaluate_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for metrics.json, report.md, errors.jsonl and PNG plots.")] = None,
     against: Annotated[Path | None, typer.Option("--against", help="metrics.json of another run to compare with.")] = None,
     bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples of the documents for the 95% intervals.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap (same seed, same intervals).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap (same seed, same intervals).")] = 0,
     schema: SchemaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -222,11 +222,23 @@ def read_articles(path: Path | str) -> Iterator[Article]:
 # --------------------------------------------------------------------------------------------- writing
 
 
+def _mode_for(path: Path) -> int:
+    """The permission bits an output should get: the existing file's, else what ``open()`` would give."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str, *, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` for writers that want a file name (DocBin, Parquet, PNG); it is
     renamed over ``path`` only if the block succeeds, and removed otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -235,6 +247,7 @@ def atomic_path(path: Path | str, *, suffix: str = ".tmp") -> Iterator[Path]:
         raise OutputError(f"{path}: cannot write here ({err.strerror or err})") from err
     try:
         yield Path(tmp)
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; keep the old file's mode, else the umask's default
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

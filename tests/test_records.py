@@ -109,3 +109,24 @@ def test_records_write_json_and_ascii_escape(tmp_path):
     write_jsonl(tmp_path / "t.jsonl", [{"text": "Sébastien 👋"}], ensure_ascii=True)
     raw = (tmp_path / "t.jsonl").read_text(encoding="ascii")
     assert raw == textwrap.dedent('{"text": "S\\u00e9bastien \\ud83d\\udc4b"}\n')
+
+
+def test_atomic_write_keeps_mode_and_refuses_a_folder(tmp_path):
+    import os
+    import stat
+
+    from annotate.errors import OutputError
+    from annotate.records import write_jsonl
+
+    fresh = tmp_path / "fresh.jsonl"
+    write_jsonl(fresh, [{"a": 1}])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    existing = tmp_path / "existing.jsonl"
+    existing.write_text("{}\n")
+    existing.chmod(0o640)
+    write_jsonl(existing, [{"a": 2}])
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+    with pytest.raises(OutputError, match="is a folder; give a file name"):
+        write_jsonl(tmp_path, [{"a": 3}])
