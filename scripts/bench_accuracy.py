@@ -278,15 +278,21 @@ def _halves(docs: list[LabelledDoc], salt: str) -> tuple[list[LabelledDoc], list
     return select, [d for d in docs if _bucket(d.id, 2, salt) == 1]
 
 
+def prepare_halves(name: str, importer, train_file: Path, dev_file: Path, work: Path) -> tuple[Path, Path, Path, list]:
+    """Import train and dev, split dev in halves (select / report); returns fit and select DocBins, the generated
+    schema and the report records."""
+    importer(train_file, work / "records" / "train")
+    importer(dev_file, work / "records" / "dev")
+    train_docs = list(read_docs(work / "records" / "train" / "labelled.jsonl"))
+    select, report = _halves(list(read_docs(work / "records" / "dev" / "labelled.jsonl")), work.name)
+    print(f"\n== {name}: train {len(train_docs)} sentences; dev halves: select {len(select)}, report {len(report)}")
+    return _bins(train_docs, work / "fit"), _bins(select, work / "select"), work / "records" / "train" / "schema.yaml", report
+
+
 def bench_crossner(args: argparse.Namespace) -> None:
     work = args.work / "crossner"
-    import_conll(DATA / "crossner_politics" / "train.txt", work / "records" / "train")
-    import_conll(DATA / "crossner_politics" / "dev.txt", work / "records" / "dev")
-    train_docs = list(read_docs(work / "records" / "train" / "labelled.jsonl"))
-    select, report = _halves(list(read_docs(work / "records" / "dev" / "labelled.jsonl")), "crossner")
-    print(f"\n== CrossNER politics: train {len(train_docs)} sentences; dev halves: select {len(select)}, report {len(report)}")
-    fit_path, select_path = _bins(train_docs, work / "fit"), _bins(select, work / "select")
-    schema = work / "records" / "train" / "schema.yaml"
+    fit_path, select_path, schema, report = prepare_halves(
+        "CrossNER politics", import_conll, DATA / "crossner_politics" / "train.txt", DATA / "crossner_politics" / "dev.txt", work)
     trained = run_jobs(system_jobs("run", fit_path, select_path, schema, work, args, relations=False), args.jobs)
     gold = flat_gold(report, work / "report")
     m = {s: scores(*predictions(trained[f"run/{s}"]["model"], gold), gold, load_schema(schema)) for s in ("ours", "stock")}
@@ -297,13 +303,9 @@ def bench_crossner(args: argparse.Namespace) -> None:
 
 def bench_crossre(args: argparse.Namespace) -> None:
     work = args.work / "crossre"
-    import_crossre(DATA / "crossre_politics" / "politics-train.json", work / "records" / "train")
-    import_crossre(DATA / "crossre_politics" / "politics-dev.json", work / "records" / "dev")
-    train_docs = list(read_docs(work / "records" / "train" / "labelled.jsonl"))
-    select, report = _halves(list(read_docs(work / "records" / "dev" / "labelled.jsonl")), "crossre")
-    print(f"\n== CrossRE politics: train {len(train_docs)} sentences; dev halves: select {len(select)}, report {len(report)}")
-    fit_path, select_path = _bins(train_docs, work / "fit"), _bins(select, work / "select")
-    schema_path = work / "records" / "train" / "schema.yaml"
+    fit_path, select_path, schema_path, report = prepare_halves(
+        "CrossRE politics", import_crossre, DATA / "crossre_politics" / "politics-train.json",
+        DATA / "crossre_politics" / "politics-dev.json", work)
     jobs = [j for j in system_jobs("run", fit_path, select_path, schema_path, work, args) if j["name"] != "run/stock"]
     for job in jobs:  # CrossRE scores relations only: relations decide the checkpoint
         job["overrides"] = {**job["overrides"], "training.score_weights.ents_f": 0.0, "training.score_weights.rel_micro_f": 1.0}

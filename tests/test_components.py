@@ -8,7 +8,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from annotate.components.relation_extractor import _best_threshold, _weighted_bce
-from annotate.components.relation_model import N_COLUMNS, distance_bucket
+from annotate.components.relation_model import N_COLUMNS, _segments, dep_path_key, distance_bucket
 from annotate.components.scorer import score_relations
 from annotate.docbin import RELATIONS_KEY
 
@@ -127,7 +127,8 @@ def test_components_scorer_micro_macro_and_symmetry():
     assert scores["ents_macro_p"] == 1.0 and scores["ents_macro_r"] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("architecture", ["annotate.RelationModel.v1", "annotate.RelationModel.v2", "annotate.RelationBaseline.v1"])
+@pytest.mark.parametrize("architecture", ["annotate.RelationModel.v1", "annotate.RelationModel.v2", "annotate.RelationModel.v3",
+                                          "annotate.RelationBaseline.v1"])
 def test_components_model_shapes_and_gradients(architecture):
     nlp = spacy.blank("en")
     config = {"model": {"@architectures": architecture, "tok2vec": {
@@ -215,3 +216,27 @@ def test_components_spurious_predicted_entity_gives_negative_pairs():
 def test_components_rejects_unknown_train_entities():
     with pytest.raises(ValueError, match="train_entities must be one of"):
         _pipe(train_entities="predicted")
+
+
+def _parsed(words, heads, deps):
+    nlp = spacy.blank("en")
+    return Doc(nlp.vocab, words=words, heads=heads, deps=deps)
+
+
+def test_components_dep_path_key_follows_the_tree():
+    # "Macron met Scholz in Paris": met is the root; Macron nsubj, Scholz dobj, in prep, Paris pobj
+    doc = _parsed(["Macron", "met", "Scholz", "in", "Paris"], [1, 1, 1, 1, 3], ["nsubj", "ROOT", "dobj", "prep", "pobj"])
+    macron, scholz, paris = doc[0:1], doc[2:3], doc[4:5]
+    assert dep_path_key(macron, scholz) == dep_path_key(doc[0:1], doc[2:3]) != 0
+    assert dep_path_key(macron, scholz) != dep_path_key(scholz, macron)  # direction matters
+    assert dep_path_key(macron, paris) != dep_path_key(macron, scholz)
+    unparsed = Doc(spacy.blank("en").vocab, words=["Macron", "met", "Scholz"])
+    assert dep_path_key(unparsed[0:1], unparsed[2:3]) == 0
+
+
+def test_components_side_context_segments_are_clipped():
+    cands = numpy.asarray([[0, 1, 3, 4, 0, 0, 0, 0, 0], [5, 7, 8, 9, 0, 0, 0, 0, 0]], dtype="uint64")
+    starts, ends, _ = _segments(cands, True, side_window=3, n_tokens=10)
+    # per pair: head, tail, between, before the first span, after the second
+    assert list(zip(starts.tolist(), ends.tolist())) == [(0, 1), (3, 4), (1, 3), (0, 0), (4, 7),
+                                                         (5, 7), (8, 9), (7, 8), (2, 5), (9, 10)]
