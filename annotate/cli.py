@@ -62,6 +62,19 @@ SchemaOpt = Annotated[
 ]
 MAX_VIOLATIONS_SHOWN = 50
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON summary on stdout instead of a table.")]
+SkipInvalidOpt = Annotated[bool, typer.Option("--skip-invalid", help="Leave out records that break the schema (counted) instead of stopping.")]
+
+
+def _gate(source: Any, schema: Any, skip_invalid: bool) -> Any:
+    """The validation gate every record-reading command puts its input through (see annotate.schema.Gate)."""
+    from .schema import Gate
+
+    return Gate(schema, str(source), skip_invalid)
+
+
+def _gate_summary(*gates: Any) -> dict[str, Any]:
+    skipped = sum(g.skipped for g in gates)
+    return {"skipped_invalid": skipped, "skipped_examples": [e for g in gates for e in g.examples][:5]} if skipped else {}
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -217,14 +230,19 @@ def validate_cmd(
     """
     from .errors import ValidationError
     from .records import read_docs
-    from .schema import load_schema, validate_doc
+    from .schema import Violation, load_schema, validate_doc
 
     sch = load_schema(schema)
     violations = []
     n = 0
+    seen: set[tuple[str, str | None]] = set()
     for doc in progress(read_docs(records), "validating"):
         n += 1
         violations.extend(validate_doc(doc, sch))
+        if (doc.id, doc.annotator) in seen:
+            violations.append(Violation(doc.id, f"record id {doc.id!r} appears twice"
+                                                + (f" for annotator {doc.annotator!r}" if doc.annotator else "")))
+        seen.add((doc.id, doc.annotator))
     summary = {"records": n, "schema": sch.name, "violations": [v.to_dict() for v in violations]}
     if as_json:
         report(summary, as_json=True, title="validate")
@@ -436,6 +454,8 @@ def docbin_cmd(
     dates: Annotated[str | None, typer.Option(help="Split by meta.date instead: DEV_FROM,TEST_FROM (ISO dates).")] = None,
     misaligned: Annotated[Misaligned, typer.Option(help="Spans off token edges: expand, contract or drop.")] = Misaligned.expand,
     overlap: Annotated[Overlap, typer.Option(help="Overlapping spans in doc.ents: keep the longest or shortest.")] = Overlap.longest,
+    schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Records -> spaCy DocBins with a deterministic article-level train/dev/test split.
@@ -449,9 +469,14 @@ def docbin_cmd(
     date_values = tuple(dates.split(",")) if dates else None
     if date_values is not None and len(date_values) != 2:
         raise typer.BadParameter(f"--dates takes DEV_FROM,TEST_FROM, got {dates!r}")
-    docs = (doc for path in records for doc in progress(read_docs(path), f"docbin {path.name}"))
+    from .schema import load_schema
+
+    sch = load_schema(schema)
+    gates = [_gate(path, sch, skip_invalid) for path in records]
+    docs = (doc for path, gate in zip(records, gates) for doc in gate(progress(read_docs(path), f"docbin {path.name}")))
     summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
                             misaligned=misaligned.value, overlap=overlap.value)
+    summary.update(_gate_summary(*gates))
     rows = [("docs", summary["docs"]), ("articles", summary["articles"]), ("policies", f"{misaligned.value}/{overlap.value}")]
     rows += [(label, counts) for label, counts in summary["alignment"]["entities"].items()]
     report(summary, as_json=as_json, title=f"DocBins in {out}", rows=rows)
@@ -661,6 +686,7 @@ def evaluate_cmd(
     bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap resamples of the documents for the 95% intervals.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap (same seed, same intervals).")] = 0,
     schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-label precision, recall, F1 and support for entities and relations, with bootstrap intervals.
@@ -676,7 +702,8 @@ def evaluate_cmd(
         raise typer.BadParameter("give either MODEL DATA, or --pred and --gold")
     sch = load_schema(schema)
     gold_path = data if data is not None else gold
-    gold_docs = list(progress(read_docs(gold_path), "reading gold"))
+    gates = [_gate(gold_path, sch, skip_invalid)]
+    gold_docs = list(gates[0](progress(read_docs(gold_path), "reading gold")))
     if model is not None:
         from .evaluate import predict_given_gold
         from .predict import load_model, predict_docs
@@ -685,9 +712,11 @@ def evaluate_cmd(
         pred_docs = list(progress(predict_docs(nlp, gold_docs), "predicting", total=len(gold_docs)))
         given_gold = list(progress(predict_given_gold(nlp, gold_docs), "relations on gold entities", total=len(gold_docs)))
     else:
-        pred_docs, given_gold = list(progress(read_docs(pred), "reading predictions")), None
+        gates.append(_gate(pred, sch, skip_invalid))
+        pred_docs, given_gold = list(gates[1](progress(read_docs(pred), "reading predictions"))), None
     result = evaluate(pred_docs, gold_docs, schema=sch, n_boot=bootstrap, seed=seed, gold_source=str(gold_path),
                       given_gold=given_gold)
+    result.update(_gate_summary(*gates))
     comparison = compare(result, load_metrics(against)) if against is not None else None
     written = write_outputs(result, out, comparison) if out is not None else {}
     if as_json:
@@ -711,6 +740,7 @@ def agreement_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the agreement JSON here too.")] = None,
     confirmed_only: Annotated[bool, typer.Option(help="Leave out records whose status is not 'confirmed'.")] = False,
     schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Inter-annotator agreement: span F1 (exact, lenient), relation F1, token kappa per pair; alpha for 3+ annotators.
@@ -721,8 +751,10 @@ def agreement_cmd(
     from .records import read_docs, write_json
     from .schema import load_schema
 
-    docs = progress(read_docs(corpus_file(corpus)), "reading")
-    result = agreement(docs, schema=load_schema(schema), confirmed_only=confirmed_only)
+    sch = load_schema(schema)
+    gate = _gate(corpus_file(corpus), sch, skip_invalid)
+    docs = gate(progress(read_docs(corpus_file(corpus)), "reading"))
+    result = {**agreement(docs, schema=sch, confirmed_only=confirmed_only), **_gate_summary(gate)}
     if out is not None:
         write_json(out, result)
     if as_json:
@@ -743,6 +775,7 @@ def adjudicate_cmd(
     review_tasks: Annotated[Path | None, typer.Option(help="Also write the disputed documents as Doccano import tasks here.")] = None,
     confirmed_only: Annotated[bool, typer.Option(help="Leave out records whose status is not 'confirmed'.")] = False,
     schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge annotators' records into one gold record per document; list the disagreements for review.
@@ -758,12 +791,14 @@ def adjudicate_cmd(
     source = corpus_file(corpus)
     if out.resolve() == source.resolve():
         raise OutputError(f"{out}: refusing to overwrite the per-annotator records it reads; choose another --out")
-    result = adjudicate(progress(read_docs(source), "reading"), strategy=strategy, annotator=annotator,
-                        prefer=prefer or (), schema=load_schema(schema), confirmed_only=confirmed_only)
+    sch = load_schema(schema)
+    gate = _gate(source, sch, skip_invalid)
+    result = adjudicate(gate(progress(read_docs(source), "reading")), strategy=strategy, annotator=annotator,
+                        prefer=prefer or (), schema=sch, confirmed_only=confirmed_only)
     review = review or out.with_name(out.stem + ".review.jsonl")
     write_jsonl(out, result.docs)
     write_jsonl(review, result.review)
-    summary = {"out": str(out), "review": str(review), **result.summary()}
+    summary = {"out": str(out), "review": str(review), **result.summary(), **_gate_summary(gate)}
     if review_tasks is not None:
         summary["review_tasks"] = str(review_tasks)
         summary["review_task_count"] = write_jsonl(review_tasks, to_review_tasks(result), ensure_ascii=True)
@@ -775,6 +810,7 @@ def stats_cmd(
     corpus: Annotated[Path, typer.Argument(exists=True, help="Corpus folder (reads its labelled.jsonl) or records JSONL.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the statistics JSON here too.")] = None,
     schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Corpus statistics: documents, tokens, entities and relations per label and split, span lengths, annotators.
@@ -786,7 +822,9 @@ def stats_cmd(
     from .schema import load_schema
     from .stats import STATS_COLUMNS, corpus_stats, stats_rows
 
-    result = corpus_stats(progress(read_docs(corpus_file(corpus)), "reading"), schema=load_schema(schema))
+    sch = load_schema(schema)
+    gate = _gate(corpus_file(corpus), sch, skip_invalid)
+    result = {**corpus_stats(gate(progress(read_docs(corpus_file(corpus)), "reading")), schema=sch), **_gate_summary(gate)}
     if out is not None:
         write_json(out, result)
     if as_json:

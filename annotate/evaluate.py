@@ -591,6 +591,9 @@ def evaluate(
         if doc.id in preds:
             raise InputError(f"prediction record id {doc.id!r} appears twice")
         preds[doc.id] = doc
+    if preds and gold and not set(preds) & set(gold):
+        raise InputError(f"no predicted record id matches a gold record id (e.g. prediction {next(iter(preds))!r}, "
+                         f"gold {next(iter(gold))!r}): are these predictions of the same documents?")
     symmetric = frozenset(r.name for r in schema.relations if r.symmetric) if schema else frozenset()
     over_gold = {doc.id: doc for doc in given_gold} if given_gold is not None else None
     scores, missing = [], []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SchemaError
+from .errors import SchemaError, ValidationError
 from .records import LabelledDoc
 
 DEFAULT_SCHEMA_NAME = "diplomacy-defence.yaml"
@@ -337,3 +337,38 @@ def _example_lines(example: dict[str, Any]) -> list[str]:
         head, label, tail, *attrs = rel
         lines.append(f"- {label}({head} -> {tail})" + (f", {', '.join(attrs)}" if attrs else ""))
     return lines + [""]
+
+
+# ------------------------------------------------------------------------------------- validation gate
+
+
+@dataclass
+class Gate:
+    """Records on their way into a command, validated one by one (:func:`validate_doc`, plus a repeated record
+    id for the same annotator). An invalid record stops the command with its violations, before anything is
+    written, or, with ``skip_invalid``, is left out and counted in :attr:`skipped`."""
+
+    schema: Schema
+    source: str
+    skip_invalid: bool = False
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+    _seen: set[tuple[str, str | None]] = field(default_factory=set)
+
+    def __call__(self, docs: Iterable[LabelledDoc]) -> Iterator[LabelledDoc]:
+        for doc in docs:
+            problems = validate_doc(doc, self.schema)
+            key = (doc.id, doc.annotator)
+            if key in self._seen:
+                who = f" for annotator {doc.annotator!r}" if doc.annotator else ""
+                problems.append(Violation(doc.id, f"record id {doc.id!r} appears twice{who}"))
+            self._seen.add(key)
+            if not problems:
+                yield doc
+            elif self.skip_invalid:
+                self.skipped += 1
+                if len(self.examples) < 5:
+                    self.examples.append(str(problems[0]))
+            else:
+                raise ValidationError(problems, source=f"{self.source} (schema {self.schema.name!r}; "
+                                                       "--skip-invalid leaves such records out)")

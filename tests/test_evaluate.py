@@ -213,11 +213,13 @@ def test_evaluate_empty_documents_and_missing_predictions() -> None:
     assert out["views"]["entities.exact"]["macro"]["labels"] == 0
     nothing = evaluate([], [], schema=SCHEMA, n_boot=10)
     assert nothing["documents"] == 0 and nothing["views"]["entities.exact"]["ci"] == {}
-    missing = evaluate([doc("x", "other", [])], [gold_doc()], schema=SCHEMA, n_boot=10)
+    missing = evaluate([doc("x", "other", []), doc("e", "", [])], [gold_doc(), empty], schema=SCHEMA, n_boot=10)
     assert missing["missing_predictions"] == ["d1"]
     assert missing["unmatched_predictions"] == ["x"]
     micro = missing["views"]["entities.exact"]["micro"]
     assert (micro["tp"], micro["fn"], micro["precision"], micro["recall"]) == (0, 5, 0.0, 0.0)
+    with pytest.raises(InputError, match="no predicted record id matches a gold record id"):
+        evaluate([doc("x", "other", [])], [gold_doc()], schema=SCHEMA, n_boot=10)
 
 
 def test_evaluate_rejects_different_texts_and_duplicate_gold() -> None:
