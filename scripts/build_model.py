@@ -36,6 +36,7 @@ CORPUS = ROOT / "corpora" / "diplomacy-defence" / "labelled.jsonl"
 CONFIG = ROOT / "models" / "configs" / "ner-rel-md.cfg"
 SHIPPED = ROOT / "models" / "diplomacy-defence"
 README = ROOT / "README.md"
+MODEL_VERSION = "0.1.0"
 BEGIN, END = "<!-- GENERATED: model-metrics -->", "<!-- /GENERATED: model-metrics -->"
 VIEWS = (("entities.exact", "Entities (exact span and label)"), ("relations.strict", "Relations, end to end"),
          ("relations.classification", "Relations given the gold entities"))
@@ -113,6 +114,10 @@ def main() -> None:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(summary["model"], target)
+        meta = srsly.read_json(target / "meta.json")
+        meta.update({"name": "diplomacy_defence", "version": MODEL_VERSION, "license": "CC BY 4.0",
+                     "description": "NER and relation extraction for diplomacy and defence news (annotate toolkit)."})
+        srsly.write_json(target / "meta.json", meta)
         schema = load_schema()
         gold = list(read_docs(bins / "test.jsonl"))
         nlp = load_model(target)
