@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .agreement import confirmed, group_by_document
-from .errors import InputError
+from .errors import InputError, OutputError
 from .evaluate import context
-from .records import Entity, LabelledDoc, Relation
+from .records import Entity, LabelledDoc, OutputSet, Relation, refuse_fewer, write_jsonl
 from .schema import Schema
 from .tasks import to_task
 
@@ -287,3 +288,28 @@ def _note(item: dict[str, Any]) -> str:
     else:
         what = f"{item['label']}({item['head']['text']!r} -> {item['tail']['text']!r})"
     return f"{what} {item['decision']} ({item['reason']}): {who}"
+
+
+def run_adjudicate(
+    docs: Iterable[LabelledDoc], out: Path | str, *, source: Path | str, review: Path | str | None = None,
+    review_tasks_path: Path | str | None = None, force: bool = False, **options: Any,
+) -> dict[str, Any]:
+    """The ``annotate adjudicate`` job: merge, then write the gold, the review list and (optionally) review tasks
+    together, or none of them. Refuses to overwrite the per-annotator ``source`` it reads, and to replace an
+    earlier gold file holding more documents unless ``force``. ``options`` go to :func:`adjudicate`."""
+    out = Path(out)
+    if out.resolve() == Path(source).resolve():
+        raise OutputError(f"{out}: refusing to overwrite the per-annotator records it reads; choose another --out")
+    review = Path(review) if review is not None else out.with_name(out.stem + ".review.jsonl")
+    result = adjudicate(docs, **options)
+    if not result.docs:
+        raise InputError(f"{source}: no records to adjudicate: nothing written")
+    refuse_fewer(out, len(result.docs), force=force, what="gold documents")
+    summary = {"out": str(out), "review": str(review), **result.summary()}
+    with OutputSet() as outputs:
+        write_jsonl(outputs.path(out), result.docs)
+        write_jsonl(outputs.path(review), result.review)
+        if review_tasks_path is not None:
+            summary["review_tasks"] = str(review_tasks_path)
+            summary["review_task_count"] = write_jsonl(outputs.path(review_tasks_path), review_tasks(result), ensure_ascii=True)
+    return summary

@@ -58,7 +58,8 @@ T = TypeVar("T")
 
 SchemaOpt = Annotated[
     Path | None,
-    typer.Option("--schema", help="Label schema file (YAML/JSON). Default: the shipped diplomacy-defence schema."),
+    typer.Option("--schema", exists=True, dir_okay=False,
+                 help="Label schema file (YAML/JSON). Default: the shipped diplomacy-defence schema."),
 ]
 MAX_VIOLATIONS_SHOWN = 50
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON summary on stdout instead of a table.")]
@@ -112,28 +113,19 @@ def ingest_cmd(
     text_field: Annotated[str, typer.Option(help="JSONL field holding the article text.")] = "text",
     append: Annotated[bool, typer.Option(help="Keep the articles already in --out and add only new ones.")] = False,
     report_path: Annotated[Path | None, typer.Option("--report", help="Dedup report JSON. Default: beside --out.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even if it holds more articles than this run writes.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Read raw articles, normalise, de-duplicate and chunk them into an articles JSONL.
 
     Example: annotate ingest seeds/ --out corpora/demo/articles.jsonl
     """
-    from .ingest import Ingestor
-    from .records import read_articles, write_json, write_jsonl
+    from .ingest import run_ingest
 
-    ingestor = Ingestor(
-        max_chars=max_chars,
-        near_threshold=near_dup_threshold,
-        drop_near_duplicates=drop_near_duplicates,
-        text_field=text_field,
-    )
-    existing = list(read_articles(out)) if append and out.exists() else []
-    ingestor.seed(existing)
-    stream = progress(ingestor.run(inputs), "ingesting")
-    written = write_jsonl(out, [*existing, *stream])
-    report_path = report_path or out.with_name(out.stem + ".ingest-report.json")
-    summary = {"out": str(out), "report": str(report_path), "written": written, **ingestor.report.to_dict()}
-    write_json(report_path, summary)
+    summary = run_ingest(inputs, out, report_path=report_path, append=append, force=force,
+                         wrap=lambda stream: progress(stream, "ingesting"), max_chars=max_chars,
+                         near_threshold=near_dup_threshold, drop_near_duplicates=drop_near_duplicates,
+                         text_field=text_field)
     rows = [(k, summary[k]) for k in ("out", "report", "files", "read", "articles", "chunks", "written",
                                       "exact_duplicates_dropped", "near_duplicates_flagged", "empty_dropped")]
     report(summary, as_json=as_json, title="ingest", rows=rows)
@@ -230,19 +222,10 @@ def validate_cmd(
     """
     from .errors import ValidationError
     from .records import read_docs
-    from .schema import Violation, load_schema, validate_doc
+    from .schema import load_schema, validate_records
 
     sch = load_schema(schema)
-    violations = []
-    n = 0
-    seen: set[tuple[str, str | None]] = set()
-    for doc in progress(read_docs(records), "validating"):
-        n += 1
-        violations.extend(validate_doc(doc, sch))
-        if (doc.id, doc.annotator) in seen:
-            violations.append(Violation(doc.id, f"record id {doc.id!r} appears twice"
-                                                + (f" for annotator {doc.annotator!r}" if doc.annotator else "")))
-        seen.add((doc.id, doc.annotator))
+    n, violations = validate_records(progress(read_docs(records), "validating"), sch)
     summary = {"records": n, "schema": sch.name, "violations": [v.to_dict() for v in violations]}
     if as_json:
         report(summary, as_json=True, title="validate")
@@ -422,10 +405,45 @@ def doccano_pull_cmd(
 # ------------------------------------------------------------------------------- training commands
 
 
+def _date_pair(value: str) -> tuple[str, str]:
+    """``--dates DEV_FROM,TEST_FROM``: two ISO dates, the first not after the second."""
+    from datetime import date
+
+    parts = value.split(",")
+    try:
+        first, second = (date.fromisoformat(p.strip()) for p in parts)
+    except ValueError as err:
+        raise typer.BadParameter(f"--dates takes two ISO dates DEV_FROM,TEST_FROM, got {value!r}") from err
+    if first > second:
+        raise typer.BadParameter(f"--dates: DEV_FROM {first} is after TEST_FROM {second}")
+    return first.isoformat(), second.isoformat()
+
+
+def _with_iso_dates(docs: Iterable[Any]) -> Iterator[Any]:
+    """A date split needs every record's ``meta.date`` as an ISO date string."""
+    from datetime import date
+
+    from .errors import InputError
+
+    for doc in docs:
+        value = doc.meta.get("date")
+        try:
+            date.fromisoformat(value)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"record {doc.id!r}: meta.date {value!r} is not an ISO date (YYYY-MM-DD); "
+                             "--dates needs one on every record") from err
+        yield doc
+
+
 class Misaligned(str, Enum):
     expand = "expand"
     contract = "contract"
     drop = "drop"
+
+
+class Strategy(str, Enum):
+    majority = "majority"
+    annotator = "annotator"
 
 
 class Overlap(str, Enum):
@@ -466,14 +484,14 @@ def docbin_cmd(
     from .records import read_docs
 
     ratio_values = _floats(ratios, 3, "--ratios")
-    date_values = tuple(dates.split(",")) if dates else None
-    if date_values is not None and len(date_values) != 2:
-        raise typer.BadParameter(f"--dates takes DEV_FROM,TEST_FROM, got {dates!r}")
+    date_values = _date_pair(dates) if dates else None
     from .schema import load_schema
 
     sch = load_schema(schema)
     gates = [_gate(path, sch, skip_invalid) for path in records]
     docs = (doc for path, gate in zip(records, gates) for doc in gate(progress(read_docs(path), f"docbin {path.name}")))
+    if date_values is not None:
+        docs = _with_iso_dates(docs)
     summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
                             misaligned=misaligned.value, overlap=overlap.value)
     summary.update(_gate_summary(*gates))
@@ -768,7 +786,7 @@ def agreement_cmd(
 def adjudicate_cmd(
     corpus: Annotated[Path, typer.Argument(exists=True, help="Corpus folder (reads its labelled.jsonl) or per-annotator records JSONL.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Gold records JSONL to write (one per document).")],
-    strategy: Annotated[str, typer.Option(help="majority (ties: first --prefer annotator, else alphabetical) or annotator.")] = "majority",
+    strategy: Annotated[Strategy, typer.Option(help="majority (ties: first --prefer annotator, else alphabetical) or annotator.")] = Strategy.majority,
     annotator: Annotated[str | None, typer.Option(help="With --strategy annotator: whose version wins.")] = None,
     prefer: Annotated[list[str] | None, typer.Option(help="Tie-break order of annotators (repeat the option).")] = None,
     review: Annotated[Path | None, typer.Option(help="Disputed items JSONL. Default: <out>.review.jsonl beside --out.")] = None,
@@ -776,32 +794,25 @@ def adjudicate_cmd(
     confirmed_only: Annotated[bool, typer.Option(help="Leave out records whose status is not 'confirmed'.")] = False,
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even if it holds more documents than this run writes.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge annotators' records into one gold record per document; list the disagreements for review.
 
     Example: annotate adjudicate corpora/demo --out corpora/demo/gold.jsonl --prefer alice --review-tasks corpora/demo/review-tasks.jsonl
     """
-    from .adjudicate import adjudicate, review_tasks as to_review_tasks
+    from .adjudicate import run_adjudicate
     from .agreement import corpus_file
-    from .errors import OutputError
-    from .records import read_docs, write_jsonl
+    from .records import read_docs
     from .schema import load_schema
 
     source = corpus_file(corpus)
-    if out.resolve() == source.resolve():
-        raise OutputError(f"{out}: refusing to overwrite the per-annotator records it reads; choose another --out")
     sch = load_schema(schema)
     gate = _gate(source, sch, skip_invalid)
-    result = adjudicate(gate(progress(read_docs(source), "reading")), strategy=strategy, annotator=annotator,
-                        prefer=prefer or (), schema=sch, confirmed_only=confirmed_only)
-    review = review or out.with_name(out.stem + ".review.jsonl")
-    write_jsonl(out, result.docs)
-    write_jsonl(review, result.review)
-    summary = {"out": str(out), "review": str(review), **result.summary(), **_gate_summary(gate)}
-    if review_tasks is not None:
-        summary["review_tasks"] = str(review_tasks)
-        summary["review_task_count"] = write_jsonl(review_tasks, to_review_tasks(result), ensure_ascii=True)
+    summary = run_adjudicate(gate(progress(read_docs(source), "reading")), out, source=source, review=review,
+                             review_tasks_path=review_tasks, force=force, strategy=strategy.value,
+                             annotator=annotator, prefer=prefer or (), schema=sch, confirmed_only=confirmed_only)
+    summary.update(_gate_summary(gate))
     report(summary, as_json=as_json, title="adjudicate")
 
 

@@ -54,6 +54,7 @@ from .records import (
     Article,
     Entity,
     LabelledDoc,
+    OutputSet,
     Relation,
     iter_json_lines,
     read_docs,
@@ -715,9 +716,10 @@ def write_pull(result: PullResult, out_dir: Path, *, force: bool = False) -> dic
     after = result.label_count
     if before is not None and after < before and not force:
         raise OutputError(f"{path}: the earlier pull has {before} labels and this one only {after}; pass --force to overwrite it")
-    write_jsonl(path, result.docs)
     summary = {**result.summary(), "output": str(path), "labels_before": before, "report": str(out_dir / REPORT_FILE)}
-    write_json(out_dir / REPORT_FILE, summary)
+    with OutputSet() as outputs:  # the records and their report land together, or neither does
+        write_jsonl(outputs.path(path), result.docs)
+        write_json(outputs.path(out_dir / REPORT_FILE), summary)
     shown = dict(list(summary["violations"].items())[:VIOLATIONS_SHOWN])  # all of them are in the report file
     return {**summary, "violations": shown}
 

@@ -285,3 +285,65 @@ def write_json(path: Path | str, obj: Any) -> None:
     with atomic_writer(path) as handle:
         json.dump(obj, handle, ensure_ascii=False, indent=2)
         handle.write("\n")
+
+
+class OutputSet:
+    """All the files one command writes, renamed into place together at the end, or none of them.
+
+    ``path(final)`` gives a temporary name beside ``final`` to write to (any writer: :func:`write_jsonl`,
+    DocBin, Parquet); leaving the ``with`` block normally renames every temporary file over its target (keeping
+    the target's mode), an exception removes them all and leaves every earlier output as it was::
+
+        with OutputSet() as outputs:
+            write_jsonl(outputs.path(gold), docs)
+            write_jsonl(outputs.path(review), items)
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def path(self, final: Path | str) -> Path:
+        final = Path(final)
+        if final.is_dir():
+            raise OutputError(f"{final}: is a folder; give a file name")
+        if any(f == final for _, f in self._pending):
+            raise OutputError(f"{final}: the same file is given for two outputs")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".pending", dir=final.parent)
+            os.close(fd)
+        except OSError as err:
+            raise OutputError(f"{final}: cannot write here ({err.strerror or err})") from err
+        self._pending.append((Path(tmp), final))
+        return Path(tmp)
+
+    def __enter__(self) -> "OutputSet":
+        return self
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
+        if kind is None:
+            for tmp, final in self._pending:
+                os.chmod(tmp, _mode_for(final))
+            for tmp, final in self._pending:
+                os.replace(tmp, final)
+        else:
+            for tmp, _ in self._pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def count_lines(path: Path | str) -> int:
+    """Non-empty lines of a JSONL file (0 when it does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def refuse_fewer(path: Path | str, new_count: int, *, force: bool = False, what: str = "records") -> None:
+    """Raise :class:`OutputError` when ``path`` holds more records than the ``new_count`` about to replace it."""
+    before = count_lines(path)
+    if before > new_count and not force:
+        raise OutputError(f"{path}: holds {before} {what}, this run would replace them with {new_count}; "
+                          "pass --force to overwrite it")

@@ -116,6 +116,8 @@ def load_schema(path: Path | str | None = None) -> Schema:
     path = Path(path) if path is not None else default_schema_path()
     try:
         raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{path}: schema file is not valid UTF-8 (byte {err.start})") from err
     except OSError as err:
         raise SchemaError(f"{path}: cannot read schema file ({err.strerror or err})") from err
     try:
@@ -372,3 +374,19 @@ class Gate:
             else:
                 raise ValidationError(problems, source=f"{self.source} (schema {self.schema.name!r}; "
                                                        "--skip-invalid leaves such records out)")
+
+
+def validate_records(docs: Iterable[LabelledDoc], schema: Schema) -> tuple[int, list[Violation]]:
+    """The ``annotate validate`` job: every violation of every record, repeated record ids (per annotator)
+    included; returns (records read, violations)."""
+    violations: list[Violation] = []
+    seen: set[tuple[str, str | None]] = set()
+    n = 0
+    for doc in docs:
+        n += 1
+        violations.extend(validate_doc(doc, schema))
+        if (doc.id, doc.annotator) in seen:
+            who = f" for annotator {doc.annotator!r}" if doc.annotator else ""
+            violations.append(Violation(doc.id, f"record id {doc.id!r} appears twice{who}"))
+        seen.add((doc.id, doc.annotator))
+    return n, violations

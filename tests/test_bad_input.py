@@ -127,3 +127,126 @@ def test_evaluate_with_no_matching_ids_says_so(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "--pred", str(pred), "--gold", str(gold)])
     assert result.exit_code == 1
     assert "no predicted record id matches a gold record id" in result.output
+
+
+# ------------------------------------------------------------------ a table of bad inputs across the commands
+
+ARTICLE = "date 2024-03-07\nSweden joined NATO on Thursday.\n"
+NOT_UTF8 = b"\xff\xfe\x00bad"
+FILES = {
+    "good.jsonl": json.dumps(GOOD) + "\n",
+    "two.jsonl": json.dumps(GOOD) + "\n" + json.dumps(GOOD | {"id": "d2"}) + "\n",
+    "peran.jsonl": json.dumps(GOOD) + "\n" + json.dumps(GOOD | {"annotator": "bob"}) + "\n",
+    "trunc.jsonl": '{"id": "d1", "text": "x"\n',
+    "notobj.jsonl": "[1, 2]\n",
+    "notext.jsonl": '{"id": "d1"}\n',
+    "badoffset.jsonl": json.dumps(_entity(3, 2)) + "\n",
+    "empty.jsonl": "",
+    "blank.txt": "   \n\n",
+    "seed.txt": ARTICLE,
+    "badseed.txt": "date 2024-13-45\nText.\n",
+    "badheader.txt": "date yesterday\nText.\n",
+    "latin1.txt": NOT_UTF8,
+    "bad.yaml": NOT_UTF8,
+    "broken.yaml": "entities: [\n",
+    "noents.yaml": "name: x\nentities: []\nrelations: []\n",
+    "notjson.json": "not json\n",
+    "intdate.jsonl": json.dumps(GOOD | {"meta": {"article_id": "a1", "date": 20240101}}) + "\n",
+    "markup.txt": "date 2024-03-07\n[Sweden]{NOPE} joined.\n",
+    "config.cfg": "[paths]\ntrain = null\n",
+}
+
+
+def _setup(tmp: Path) -> None:
+    for name, content in FILES.items():
+        path = tmp / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    (tmp / "folder").mkdir()
+    (tmp / "emptydir").mkdir()
+    (tmp / "earlier.jsonl").write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD | {"id": "d2"}) + "\n"
+                                       + json.dumps(GOOD | {"id": "d3"}) + "\n", encoding="utf-8")
+
+
+CASES = [
+    # (id, argv, exit code, message, output that must stay as it was)
+    ("ingest missing input", ["ingest", "nope", "--out", "o.jsonl"], 1, "nope: no such file or folder", None),
+    ("ingest empty folder", ["ingest", "emptydir", "--out", "o.jsonl"], 1, "no input files", None),
+    ("ingest unsupported type", ["ingest", "bad.yaml", "--out", "o.jsonl"], 1, "unsupported file type '.yaml'", None),
+    ("ingest not UTF-8", ["ingest", "latin1.txt", "--out", "earlier.jsonl"], 1, "latin1.txt: not valid UTF-8", "earlier.jsonl"),
+    ("ingest invalid seed date", ["ingest", "badseed.txt", "--out", "earlier.jsonl"], 1, "invalid date '2024-13-45'", "earlier.jsonl"),
+    ("ingest bad seed header", ["ingest", "badheader.txt", "--out", "earlier.jsonl"], 1, "is not 'date YYYY-MM-DD'", "earlier.jsonl"),
+    ("ingest nothing but blanks", ["ingest", "blank.txt", "--out", "earlier.jsonl"], 1, "no articles in the inputs", "earlier.jsonl"),
+    ("ingest fewer than before", ["ingest", "seed.txt", "--out", "earlier.jsonl"], 1, "pass --force", "earlier.jsonl"),
+    ("ingest out is a folder", ["ingest", "seed.txt", "--out", "folder"], 1, "is a folder; give a file name", None),
+    ("ingest report is the output", ["ingest", "seed.txt", "--out", "o.jsonl", "--report", "o.jsonl"], 1, "cannot be the output itself", None),
+    ("ingest malformed JSONL", ["ingest", "trunc.jsonl", "--out", "earlier.jsonl"], 1, "trunc.jsonl:1: malformed JSON", "earlier.jsonl"),
+    ("validate malformed JSONL", ["validate", "trunc.jsonl"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("validate not an object", ["validate", "notobj.jsonl"], 1, "notobj.jsonl:1", None),
+    ("validate missing text", ["validate", "notext.jsonl"], 1, "notext.jsonl:1", None),
+    ("validate reversed span", ["validate", "badoffset.jsonl"], 1, "offsets out of range", None),
+    ("validate missing schema", ["validate", "good.jsonl", "--schema", "nope.yaml"], 2, "does not exist", None),
+    ("validate schema not UTF-8", ["validate", "good.jsonl", "--schema", "bad.yaml"], 1, "not valid UTF-8", None),
+    ("validate broken schema", ["validate", "good.jsonl", "--schema", "broken.yaml"], 1, "not valid YAML", None),
+    ("schema check not UTF-8", ["schema", "check", "bad.yaml"], 1, "not valid UTF-8", None),
+    ("schema check no labels", ["schema", "check", "noents.yaml"], 1, "noents.yaml", None),
+    ("tasks missing schema", ["tasks", "good.jsonl", "--out", "t.jsonl", "--schema", "nope.yaml"], 2, "does not exist", None),
+    ("tasks bad unit", ["tasks", "good.jsonl", "--out", "earlier.jsonl", "--unit", "bytes"], 1, "unknown offset unit 'bytes'", "earlier.jsonl"),
+    ("tasks malformed JSONL", ["tasks", "trunc.jsonl", "--out", "earlier.jsonl"], 1, "trunc.jsonl:1: malformed JSON", "earlier.jsonl"),
+    ("docbin date split with an integer date", ["docbin", "intdate.jsonl", "--out", "b", "--dates", "2024-01-01,2025-01-01"], 1,
+     "meta.date 20240101 is not an ISO date", None),
+    ("docbin dates not dates", ["docbin", "good.jsonl", "--out", "b", "--dates", "yesterday,today"], 2, "two ISO dates", None),
+    ("docbin dates reversed", ["docbin", "good.jsonl", "--out", "b", "--dates", "2025-01-01,2024-01-01"], 2, "is after TEST_FROM", None),
+    ("docbin dates one value", ["docbin", "good.jsonl", "--out", "b", "--dates", "2025-01-01"], 2, "two ISO dates", None),
+    ("docbin ratios two values", ["docbin", "good.jsonl", "--out", "b", "--ratios", "0.5,0.5"], 2, "takes 3 comma-separated numbers", None),
+    ("docbin ratios words", ["docbin", "good.jsonl", "--out", "b", "--ratios", "a,b,c"], 2, "takes 3 comma-separated numbers", None),
+    ("docbin ratios infinite", ["docbin", "good.jsonl", "--out", "b", "--ratios", "inf,1,1"], 2, "finite", None),
+    ("docbin malformed", ["docbin", "trunc.jsonl", "--out", "b"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("evaluate against not JSON", ["evaluate", "--pred", "good.jsonl", "--gold", "good.jsonl", "--against", "notjson.json"], 1,
+     "notjson.json:1: not valid JSON", None),
+    ("evaluate model and pred", ["evaluate", "folder", "good.jsonl", "--pred", "good.jsonl", "--gold", "good.jsonl"], 2,
+     "give either MODEL DATA, or --pred and --gold", None),
+    ("evaluate nothing", ["evaluate"], 2, "give either MODEL DATA", None),
+    ("evaluate zero bootstrap", ["evaluate", "--pred", "good.jsonl", "--gold", "good.jsonl", "--bootstrap", "0"], 2, "x>=1", None),
+    ("evaluate model folder is not a model", ["evaluate", "folder", "good.jsonl"], 1, "cannot load spaCy pipeline", None),
+    ("evaluate per-annotator gold", ["evaluate", "--pred", "good.jsonl", "--gold", "peran.jsonl"], 1, "adjudicate", None),
+    ("agreement malformed", ["agreement", "trunc.jsonl"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("agreement missing file", ["agreement", "nope.jsonl"], 2, "does not exist", None),
+    ("adjudicate over its own input", ["adjudicate", "good.jsonl", "--out", "good.jsonl"], 1, "refusing to overwrite", "good.jsonl"),
+    ("adjudicate fewer than before", ["adjudicate", "good.jsonl", "--out", "earlier.jsonl"], 1, "pass --force", "earlier.jsonl"),
+    ("adjudicate empty input", ["adjudicate", "empty.jsonl", "--out", "earlier.jsonl"], 1, "no records to adjudicate", "earlier.jsonl"),
+    ("adjudicate unknown strategy", ["adjudicate", "good.jsonl", "--out", "g.jsonl", "--strategy", "coin"], 2, "'coin' is not one of", None),
+    ("adjudicate annotator strategy without name", ["adjudicate", "good.jsonl", "--out", "g.jsonl", "--strategy", "annotator"], 1,
+     "needs the name of the annotator", None),
+    ("adjudicate unknown annotator", ["adjudicate", "good.jsonl", "--out", "g.jsonl", "--strategy", "annotator", "--annotator", "zed"], 1,
+     "annotator 'zed' labelled no document", None),
+    ("stats malformed", ["stats", "trunc.jsonl"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("publish invalid records", ["publish", "badoffset.jsonl", "--out", "ds"], 1, "offsets out of range", None),
+    ("publish malformed", ["publish", "trunc.jsonl", "--out", "ds"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("import markup bad label", ["import", "markup", "markup.txt", "--out", "m"], 1, "unknown entity label 'NOPE'", None),
+    ("import markup nothing to write", ["import", "markup", "markup.txt"], 1, "nothing to write", None),
+    ("import re3d not a re3d folder", ["import", "re3d", "emptydir", "--out", "r"], 1, "no re3d folder here", None),
+    ("import re3d bad map", ["import", "re3d", "emptydir", "--out", "r", "--map", "nope.yaml"], 2, "does not exist", None),
+    ("train missing corpus", ["train", "config.cfg", "--output", "m"], 1, "paths.train is not set", None),
+    ("predict model is not a model", ["predict", "folder", "good.jsonl", "--out", "p.jsonl"], 1, "cannot load spaCy pipeline", None),
+    ("doccano pull dead server", ["doccano", "pull", "--project", "x", "--out", "c", "--url", "http://127.0.0.1:9"], 1, "127.0.0.1:9", None),
+]
+
+
+@pytest.mark.parametrize("argv, code, message, kept", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_table(tmp_path, monkeypatch, argv, code, message, kept):
+    _setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANNOTATE_DOCCANO_USER", "nobody")
+    monkeypatch.setenv("ANNOTATE_DOCCANO_PASSWORD", "nothing")
+    before = (tmp_path / kept).read_bytes() if kept else None
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)  # no traceback
+    text = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+    if message is not None:
+        assert message in text
+    if code == 1:
+        assert result.output.strip().splitlines()[-1].startswith("error: ")
+    if kept:
+        assert (tmp_path / kept).read_bytes() == before
+    assert not list(tmp_path.glob(".*.pending")) and not list(tmp_path.glob(".*.tmp"))  # nothing half-written left
