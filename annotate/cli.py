@@ -62,6 +62,31 @@ SchemaOpt = Annotated[
                  help="Label schema file (YAML/JSON). Default: the shipped diplomacy-defence schema."),
 ]
 MAX_VIOLATIONS_SHOWN = 50
+
+
+# fixed choices, so that typer rejects anything else
+class OffsetUnit(str, Enum):
+    utf16 = "utf16"
+    grapheme = "grapheme"
+    codepoint = "codepoint"
+
+
+class Strategy(str, Enum):
+    majority = "majority"
+    annotator = "annotator"
+
+
+class Misaligned(str, Enum):
+    expand = "expand"
+    contract = "contract"
+    drop = "drop"
+
+
+class Overlap(str, Enum):
+    longest = "longest"
+    shortest = "shortest"
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON summary on stdout instead of a table.")]
 SkipInvalidOpt = Annotated[bool, typer.Option("--skip-invalid", help="Leave out records that break the schema (counted) instead of stopping.")]
 
@@ -138,42 +163,26 @@ def tasks_cmd(
     patterns: Annotated[bool, typer.Option("--patterns", help="Pre-annotate with the shipped gazetteer.")] = False,
     patterns_file: Annotated[Path | None, typer.Option(help="Pre-annotate with this EntityRuler patterns JSONL.")] = None,
     model: Annotated[Path | None, typer.Option(help="Pre-annotate with a trained pipeline (annotate train).")] = None,
-    unit: Annotated[str, typer.Option(help="Offset unit of the Doccano UI: utf16 (default projects), grapheme, codepoint.")] = "utf16",
+    unit: Annotated[OffsetUnit, typer.Option(help="Offset unit of the Doccano UI: utf16 (default projects), grapheme, codepoint.")] = OffsetUnit.utf16,
     schema: SchemaOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn articles into Doccano import tasks, optionally with suggested spans and relations.
 
     Example: annotate tasks corpora/demo/articles.jsonl --patterns --out corpora/demo/tasks.jsonl
     """
-    from .preannotate import suggestion_counts
-    from .records import read_docs, write_jsonl
-    from .tasks import to_tasks
-
-    docs = list(progress(read_docs(articles), "reading"))
-    docs, source = _suggest(docs, patterns=patterns, patterns_file=patterns_file, model=model, schema_path=schema)
-    written = write_jsonl(out, to_tasks(docs, unit=unit), ensure_ascii=True)
-    ents, rels = suggestion_counts(docs)
-    summary = {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,
-               "entity_suggestions": dict(sorted(ents.items())), "relation_suggestions": dict(sorted(rels.items()))}
-    report(summary, as_json=as_json, title="tasks")
-
-
-def _suggest(docs: list, *, patterns: bool, patterns_file: Path | None, model: Path | None, schema_path: Path | None) -> tuple[list, str | None]:
+    from .records import read_docs
     from .schema import load_schema
+    from .tasks import run_tasks
 
-    if model is not None and (patterns or patterns_file):
-        raise typer.BadParameter("use either --model or --patterns/--patterns-file, not both")
-    if model is not None:
-        from .predict import load_model, predict_docs
-
-        return list(progress(predict_docs(load_model(model), docs), "predicting", total=len(docs))), str(model)
-    if patterns or patterns_file:
-        from .preannotate import PatternSuggester
-
-        suggester = PatternSuggester(load_schema(schema_path), patterns_file)
-        return list(progress(suggester.suggest(docs), "suggesting", total=len(docs))), "patterns"
-    return docs, None
+    sch = load_schema(schema)
+    gate = _gate(articles, sch, skip_invalid)
+    summary = run_tasks(gate(progress(read_docs(articles), "reading")), out, unit=unit.value, patterns=patterns,
+                        patterns_file=patterns_file, model=model, schema=sch,
+                        wrap=lambda docs: progress(docs, "suggesting"))
+    summary.update(_gate_summary(gate))
+    report(summary, as_json=as_json, title="tasks")
 
 
 @schema_app.command("check")
@@ -433,22 +442,6 @@ def _with_iso_dates(docs: Iterable[Any]) -> Iterator[Any]:
             raise InputError(f"record {doc.id!r}: meta.date {value!r} is not an ISO date (YYYY-MM-DD); "
                              "--dates needs one on every record") from err
         yield doc
-
-
-class Misaligned(str, Enum):
-    expand = "expand"
-    contract = "contract"
-    drop = "drop"
-
-
-class Strategy(str, Enum):
-    majority = "majority"
-    annotator = "annotator"
-
-
-class Overlap(str, Enum):
-    longest = "longest"
-    shortest = "shortest"
 
 
 def _floats(value: str, n: int, option: str) -> tuple[float, ...]:

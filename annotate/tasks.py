@@ -141,3 +141,35 @@ def to_tasks(docs: Iterable[Article], *, unit: Unit = "utf16") -> Iterator[dict[
     if unit not in UNITS:
         raise InputError(f"unknown offset unit {unit!r} (expected one of {', '.join(UNITS)})")
     return (to_task(doc, unit=unit) for doc in docs)
+
+
+def run_tasks(
+    docs: Iterable[LabelledDoc], out: Any, *, unit: Unit = "utf16", patterns: bool = False, patterns_file: Any = None,
+    model: Any = None, schema: Any = None, wrap: Any = None,
+) -> dict[str, Any]:
+    """The ``annotate tasks`` job: optional suggestions (a trained pipeline, or the gazetteer / a patterns file),
+    then one Doccano import row per record, written atomically; returns the summary. ``wrap`` (optional) wraps
+    the suggestion stream, e.g. with a progress bar."""
+    from .preannotate import suggestion_counts
+    from .records import write_jsonl
+
+    if unit not in UNITS:
+        raise InputError(f"unknown offset unit {unit!r} (expected one of {', '.join(UNITS)})")
+    if model is not None and (patterns or patterns_file):
+        raise InputError("use either --model or --patterns/--patterns-file, not both")
+    docs = list(docs)
+    source = None
+    if model is not None:
+        from .predict import load_model, predict_docs
+
+        docs, source = predict_docs(load_model(model), docs), str(model)
+    elif patterns or patterns_file:
+        from .preannotate import PatternSuggester
+
+        docs, source = PatternSuggester(schema, patterns_file).suggest(docs), "patterns"
+    if source is not None:
+        docs = list(wrap(docs) if wrap is not None else docs)
+    written = write_jsonl(out, to_tasks(docs, unit=unit), ensure_ascii=True)
+    ents, rels = suggestion_counts(docs)
+    return {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,
+            "entity_suggestions": dict(sorted(ents.items())), "relation_suggestions": dict(sorted(rels.items()))}

@@ -60,11 +60,12 @@ def test_cli_tasks_with_shipped_patterns(tmp_path):
         (["ingest", "{tmp}/nothing", "--out", "{tmp}/a.jsonl"], "nothing: no such file or folder"),
         (["tasks", "{tmp}/bad.jsonl", "--out", "{tmp}/t.jsonl"], "bad.jsonl:2: malformed JSON"),
         (["validate", "{tmp}/labelled.jsonl"], "1 schema violation(s): document 'd' [0:4]: unknown entity label 'NATION'"),
-        (["validate", "{tmp}/labelled.jsonl", "--schema", "{tmp}/nope.yaml"], "nope.yaml: cannot read schema file"),
+        (["validate", "{tmp}/labelled.jsonl", "--schema", "{tmp}/bad-schema.yaml"], "bad-schema.yaml: not valid YAML"),
     ],
 )
 def test_cli_errors_are_one_line_and_non_zero(tmp_path, args, message):
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "x"}\n{oops\n', encoding="utf-8")
+    (tmp_path / "bad-schema.yaml").write_text("entities: [\n", encoding="utf-8")
     (tmp_path / "labelled.jsonl").write_text(
         '{"id": "d", "text": "Kyiv", "entities": [{"id": "e1", "start": 0, "end": 4, "label": "NATION"}]}\n',
         encoding="utf-8")
