@@ -43,8 +43,16 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 from .errors import InputError
-from .evaluate import ANY_LABEL, VIEWS, doc_keys, exact_counts, ordered_labels, score_counts, score_doc
-from .records import LabelledDoc, read_docs
+from .evaluate import (
+    ANY_LABEL,
+    VIEWS,
+    doc_keys,
+    exact_counts,
+    ordered_labels,
+    score_counts,
+    score_doc,
+)
+from .records import LabelledDoc
 from .schema import Schema
 
 log = logging.getLogger(__name__)
@@ -379,9 +387,6 @@ def _by_count(grouped: dict[str, dict[str, LabelledDoc]]) -> dict[str, int]:
     return {str(k): counts[k] for k in sorted(counts)}
 
 
-def agreement_file(path: Path, *, schema: Schema | None = None) -> dict[str, Any]:
-    """:func:`agreement` over a corpus folder (its ``labelled.jsonl``) or a record file."""
-    return agreement(read_docs(corpus_file(path)), schema=schema)
 
 
 # -------------------------------------------------------------------------------------------- tables

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from enum import Enum
 from collections.abc import Iterable, Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -20,11 +20,16 @@ import click
 import typer
 import typer.core
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .errors import AnnotateError
-
 
 
 class _ErrorsAtTheEdge(typer.core.TyperGroup):
@@ -706,7 +711,14 @@ def evaluate_cmd(
     """
     from .evaluate import compare, evaluate, load_metrics
     from .records import read_docs
-    from .reports import COMPARE_COLUMNS, VIEW_COLUMNS, compare_rows, public, view_rows, write_outputs
+    from .reports import (
+        COMPARE_COLUMNS,
+        VIEW_COLUMNS,
+        compare_rows,
+        public,
+        view_rows,
+        write_outputs,
+    )
     from .schema import load_schema
 
     if (model is None) != (data is None) or (pred is None) != (gold is None) or (model is None) == (pred is None):

@@ -36,7 +36,15 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from .errors import InputError, OutputError
-from .records import Article, OutputSet, iter_json_lines, read_articles, refuse_fewer, write_json, write_jsonl
+from .records import (
+    Article,
+    OutputSet,
+    iter_json_lines,
+    read_articles,
+    refuse_fewer,
+    write_json,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 

@@ -317,7 +317,7 @@ class OutputSet:
         self._pending.append((Path(tmp), final))
         return Path(tmp)
 
-    def __enter__(self) -> "OutputSet":
+    def __enter__(self) -> OutputSet:
         return self
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> None:

@@ -270,7 +270,7 @@ def validate_doc(doc: LabelledDoc, schema: Schema) -> list[Violation]:
     n = len(doc.text)
     entities: dict[str, Any] = {}
     for ent in doc.entities:
-        v = lambda msg, e=ent: out.append(Violation(doc.id, msg, e.start, e.end))  # noqa: E731
+        v = lambda msg, e=ent: out.append(Violation(doc.id, msg, e.start, e.end))
         if ent.id in entities:
             v(f"duplicate entity id {ent.id!r}")
         entities[ent.id] = ent
@@ -304,8 +304,6 @@ def validate_doc(doc: LabelledDoc, schema: Schema) -> list[Violation]:
     return out
 
 
-def validate_docs(docs: Iterable[LabelledDoc], schema: Schema) -> list[Violation]:
-    return [v for doc in docs for v in validate_doc(doc, schema)]
 
 
 # ---------------------------------------------------------------------------------------- guidelines

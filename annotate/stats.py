@@ -25,11 +25,10 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
-from .agreement import TOKENISATION, corpus_file, tokens
-from .records import LabelledDoc, read_docs
+from .agreement import TOKENISATION, tokens
+from .records import LabelledDoc
 from .schema import Schema
 
 UNSPLIT = "unsplit"
@@ -156,9 +155,6 @@ def _summary(
     }
 
 
-def stats_file(path: Path, *, schema: Schema | None = None) -> dict[str, Any]:
-    """:func:`corpus_stats` over a corpus folder (its ``labelled.jsonl``) or a record file."""
-    return corpus_stats(read_docs(corpus_file(path)), schema=schema)
 
 
 # -------------------------------------------------------------------------------------------- tables

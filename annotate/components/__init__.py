@@ -21,11 +21,11 @@ from .scorer import make_relation_scorer, score_relations
 
 __all__ = [
     "LabelFilter",
-    "make_label_filter",
     "RelationExtractor",
     "build_relation_baseline",
     "build_relation_model",
     "build_relation_model_v2",
+    "make_label_filter",
     "make_relation_extractor",
     "make_relation_scorer",
     "make_tokenizer_tweaks",
