@@ -93,6 +93,7 @@ class Overlap(str, Enum):
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON summary on stdout instead of a table.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an earlier output even if it holds more records than this run writes.")]
 SkipInvalidOpt = Annotated[bool, typer.Option("--skip-invalid", help="Leave out records that break the schema (counted) instead of stopping.")]
 
 
@@ -556,6 +557,7 @@ def import_crossre_cmd(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CrossRE split file (JSON lines).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
     name: Annotated[str | None, typer.Option(help="Name of the generated schema. Default: the --out folder's name.")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a CrossRE file (tokens joined with single spaces) as records, with a generated schema and a report.
@@ -564,7 +566,7 @@ def import_crossre_cmd(
     """
     from .importers.crossre import import_crossre
 
-    summary = import_crossre(path, out, name=name)
+    summary = import_crossre(path, out, name=name, force=force)
     long_lists = ("relation_pairs", "examples")  # in import-report.json; too long for the table
     report(summary, as_json=as_json, title=f"CrossRE -> {out}", rows=[(k, v) for k, v in summary.items() if k not in long_lists])
 
@@ -574,6 +576,7 @@ def import_conll_cmd(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CoNLL-style file: TOKEN<TAB>TAG lines (CrossNER).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
     name: Annotated[str | None, typer.Option(help="Name of the generated schema. Default: the --out folder's name.")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a CoNLL-style NER file (BIO or IOB1 tags), one record per sentence, with a generated schema and a report.
@@ -582,7 +585,7 @@ def import_conll_cmd(
     """
     from .importers.crossner import import_conll
 
-    summary = import_conll(path, out, name=name)
+    summary = import_conll(path, out, name=name, force=force)
     report(summary, as_json=as_json, title=f"CoNLL -> {out}")
 
 
@@ -592,6 +595,7 @@ def import_re3d_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for labelled.jsonl, schema.yaml and import-report.json.")],
     label_map: Annotated[Path | None, typer.Option("--map", exists=True, dir_okay=False, help="Map re3d's labels onto a schema (e.g. annotate/maps/re3d-to-diplomacy-defence.yaml).")] = None,
     schema: SchemaOpt = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import Dstl's re3d corpus as records, with a generated schema (or, with --map, ours) and a report of what did not map.
@@ -600,7 +604,7 @@ def import_re3d_cmd(
     """
     from .importers.re3d import import_re3d
 
-    summary = import_re3d(path, out, map_path=label_map, schema_path=schema)
+    summary = import_re3d(path, out, map_path=label_map, schema_path=schema, force=force)
     report(summary, as_json=as_json, title=f"re3d -> {out}")
 
 
@@ -649,6 +653,8 @@ def publish_cmd(
     ratios: Annotated[str, typer.Option(help="train,validation,test ratios.")] = "0.8,0.1,0.1",
     push_to_hub: Annotated[str | None, typer.Option(help="Also upload to this Hub dataset repo (token in $HF_TOKEN).")] = None,
     public: Annotated[bool, typer.Option("--public", help="Make a new Hub repo public (default private).")] = False,
+    misaligned: Annotated[Misaligned, typer.Option(help="Spans off token edges, as in `annotate docbin`.")] = Misaligned.expand,
+    overlap: Annotated[Overlap, typer.Option(help="Overlapping spans in ner_tags, as in `annotate docbin`.")] = Overlap.longest,
     schema: SchemaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -669,7 +675,8 @@ def publish_cmd(
     summary = publish(progress(read_docs(records), "reading"), load_schema(schema), out,
                       name=name or records.resolve().parent.name, license_id=license_id, description=description,
                       seed=seed, ratios=ratio_values, push_to_hub=push_to_hub,  # type: ignore[arg-type]
-                      token=os.environ.get("HF_TOKEN"), private=not public)
+                      token=os.environ.get("HF_TOKEN"), private=not public, misaligned=misaligned.value,
+                      overlap=overlap.value)
     rows = [("out", summary["out"]), ("documents", summary["documents"]),
             ("left out of ner_tags", summary["left_out_of_ner_tags"] or "none")]
     if "pushed_to" in summary:

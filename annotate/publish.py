@@ -12,13 +12,23 @@ so ``datasets.load_dataset("<out>")`` reads it back locally, and ``--push-to-hub
 
 One row per document (gold records: one per document; several annotators' versions must be adjudicated
 first). Columns: ``id``, ``text``, the usual meta as typed columns (``article_id``, ``chunk``, ``char_offset``,
-``date``, ``title``, ``source``) and the rest of meta as JSON; ``entities`` (code-point offsets, labels as
-``ClassLabel`` from the schema, nested spans kept) and ``relations`` (by entity id, type as ``ClassLabel``,
-``negated``/``hypothetical`` flags); and ``tokens`` + ``ner_tags`` (IOB2 ``ClassLabel``) for token
-classification, from spaCy's English tokenizer and the entities flattened longest-first. Spans that overlap
-a longer one, or do not line up with tokens, are left out of ``ner_tags`` only (they stay in ``entities``)
-and are counted per label in the report. The split is :func:`annotate.docbin.assign_split`, the same
-hash-of-article split as ``annotate docbin`` with the same seed and ratios.
+``date``, ``title``, ``source``) and the rest of meta as JSON; ``entities`` (code-point offsets as annotated,
+labels as ``ClassLabel`` from the schema, nested spans kept) and ``relations`` (by entity id, type as
+``ClassLabel``, ``negated``/``hypothetical`` flags); and ``tokens`` + ``ner_tags`` (IOB2 ``ClassLabel``) for
+token classification. Those two come from the very ``Doc`` that ``annotate docbin`` puts in its DocBins for
+the record (:func:`annotate.tokens.doc_from_record`): the same tokenizer (spaCy English plus
+:data:`annotate.tokens.EXTRA_INFIXES`, so "F-16" is ``F``, ``-``, ``16``), the same alignment (spans with an
+edge inside a token widened to whole tokens by default, whitespace at the edges trimmed) and the same overlap
+policy (``doc.ents``: the longest span of an overlapping group by default). Spans the overlap policy leaves
+out, or that cannot be aligned to tokens, are left out of ``ner_tags`` only (they stay in ``entities``) and
+are counted per label in the report, with the full alignment report. The split is
+:func:`annotate.tokens.assign_split`, the same hash-of-article split as ``annotate docbin`` with the same
+seed and ratios.
+
+Publishing into a folder that holds an earlier run replaces ``README.md``, ``publish-report.json`` and the
+Parquet files of the splits written, and removes ``data/<split>.parquet`` of the splits this run does not
+write (``train``, ``validation`` or ``test`` only; nothing else in the folder is touched), so the folder
+matches the card.
 """
 
 from __future__ import annotations
@@ -30,10 +40,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .docbin import DEFAULT_RATIOS, assign_split
 from .errors import InputError, OutputError
 from .records import LabelledDoc, atomic_path, atomic_writer, write_json
 from .schema import Schema
+from .tokens import (
+    DEFAULT_RATIOS,
+    AlignmentReport,
+    assign_split,
+    doc_from_record,
+    iob2_tags,
+    make_nlp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,33 +87,27 @@ def iob_labels(schema: Schema) -> list[str]:
 
 
 class _Tagger:
-    """Tokens and IOB2 tags for a record; counts what could not be tagged, per label and reason."""
+    """Tokens and IOB2 tags for a record, from the ``Doc`` ``annotate docbin`` builds for it; keeps the
+    alignment report (what was widened, trimmed, dropped or left out of ``doc.ents``, per label)."""
 
-    def __init__(self) -> None:
-        import spacy
-
-        self.nlp = spacy.blank("en")
-        self.skipped: Counter[tuple[str, str]] = Counter()
+    def __init__(self, *, lang: str = "en", misaligned: str = "expand", overlap: str = "longest") -> None:
+        self.nlp = make_nlp(lang)
+        self.misaligned, self.overlap = misaligned, overlap
+        self.alignment = AlignmentReport()
 
     def __call__(self, doc: LabelledDoc) -> tuple[list[str], list[str]]:
-        from spacy.training import biluo_to_iob, offsets_to_biluo_tags
-
-        sdoc = self.nlp.make_doc(doc.text)
-        chosen: list[tuple[int, int, str]] = []
-        for ent in sorted(doc.entities, key=lambda e: (-(e.end - e.start), e.start)):
-            if any(ent.start < end and start < ent.end for start, end, _ in chosen):
-                self.skipped[(ent.label, "overlapping")] += 1
-            elif sdoc.char_span(ent.start, ent.end) is None:
-                self.skipped[(ent.label, "misaligned")] += 1
-            else:
-                chosen.append((ent.start, ent.end, ent.label))
-        tags = biluo_to_iob(offsets_to_biluo_tags(sdoc, sorted(chosen)))
-        return [t.text for t in sdoc], tags
+        sdoc, report = doc_from_record(self.nlp, doc, misaligned=self.misaligned, overlap=self.overlap)
+        self.alignment.merge(report)
+        return [t.text for t in sdoc], iob2_tags(sdoc)
 
     def report(self) -> dict[str, dict[str, int]]:
+        """Per label, the entities not in ``ner_tags``: ``overlapping`` (left out of ``doc.ents`` by the
+        overlap policy) and ``misaligned`` (no token span: dropped by the alignment policy)."""
         out: dict[str, dict[str, int]] = {}
-        for (label, reason), n in sorted(self.skipped.items()):
-            out.setdefault(label, {r: 0 for r in TOKEN_TAGS_SKIPPED})[reason] = n
+        for label in sorted(self.alignment.spans):
+            counts = dict(zip(TOKEN_TAGS_SKIPPED, (self.alignment.not_in_ents[label], self.alignment.dropped[label])))
+            if any(counts.values()):
+                out[label] = counts
         return out
 
 
@@ -138,18 +149,25 @@ def check_gold(docs: Iterable[LabelledDoc], schema: Schema) -> list[LabelledDoc]
 
 
 def build_dataset(docs: list[LabelledDoc], schema: Schema, *, seed: int = 0,
-                  ratios: tuple[float, float, float] = DEFAULT_RATIOS) -> tuple[Any, dict[str, Any]]:
-    """The ``DatasetDict`` (splits with no documents left out) and a report of the token tagging."""
+                  ratios: tuple[float, float, float] = DEFAULT_RATIOS, misaligned: str = "expand",
+                  overlap: str = "longest") -> tuple[Any, dict[str, Any]]:
+    """The ``DatasetDict`` (splits with no documents left out) and a report of the token tagging.
+
+    ``seed``, ``ratios``, ``misaligned`` and ``overlap`` mean what they mean for ``annotate docbin``
+    (:func:`annotate.docbin.build_docbins`): with the same values, every record gets the same split, tokens
+    and ``doc.ents`` as in the DocBins.
+    """
     from datasets import Dataset, DatasetDict
 
-    tagger = _Tagger()
+    tagger = _Tagger(misaligned=misaligned, overlap=overlap)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in HF_SPLITS.values()}
     for doc in docs:
         rows[HF_SPLITS[assign_split(doc, seed=seed, ratios=ratios)]].append(_row(doc, tagger))
     feats = features(schema)
     dataset = DatasetDict({name: Dataset.from_list(r, features=feats) for name, r in rows.items() if r})
     report = {"documents": {name: len(r) for name, r in rows.items()}, "seed": seed, "ratios": list(ratios),
-              "left_out_of_ner_tags": tagger.report()}
+              "misaligned": misaligned, "overlap": overlap, "left_out_of_ner_tags": tagger.report(),
+              "alignment": tagger.alignment.to_dict()}
     return dataset, report
 
 
@@ -178,8 +196,8 @@ def dataset_card(name: str, schema: Schema, docs: list[LabelledDoc], report: dic
              description.strip() or "Entity and relation annotations of diplomacy and defence news.", "",
              "## Splits", "", "| split | documents |", "| --- | ---: |"]
     lines += [f"| {s} | {k} |" for s, k in report["documents"].items()]
-    lines += ["", f"Documents are assigned to splits by a seeded hash of their article id (seed {report['seed']}, "
-              f"ratios {report['ratios']}), so every chunk of an article is in one split.", "",
+    lines += ["", (f"Documents are assigned to splits by a seeded hash of their article id (seed {report['seed']}, "
+                   f"ratios {report['ratios']}), so every chunk of an article is in one split."), "",
               "## Entity labels", "", "| label | description | mentions |", "| --- | --- | ---: |"]
     lines += [f"| {e.name} | {e.description} | {counts['entities'][e.name]} |" for e in schema.entities]
     lines += ["", "## Relation types", "", "| type | head -> tail | description | count |", "| --- | --- | --- | ---: |"]
@@ -189,27 +207,37 @@ def dataset_card(name: str, schema: Schema, docs: list[LabelledDoc], report: dic
               "- `id`, `text`: the document (a chunk of an article) and its id; `article_id`, `chunk`, `char_offset` map it back to the article; `date`, `title`, `source` where known; `meta`: the rest of the record's meta, as JSON.",
               "- `entities`: `id`, `start`, `end` (Python code-point offsets into `text`, end exclusive), `label`, `text`. Spans may overlap or nest.",
               "- `relations`: `id`, `head` and `tail` (entity ids), `label`, and the `negated` / `hypothetical` flags.",
-              "- `tokens`, `ner_tags`: spaCy English tokens with IOB2 tags over the entities flattened longest-first.",
+              ("- `tokens`, `ner_tags`: spaCy English tokens (with extra infixes: `F-16` is `F`, `-`, `16`) and IOB2 tags "
+               f"over the entities flattened by the `{report['overlap']}` overlap policy, spans off token edges handled by "
+               f"the `{report['misaligned']}` policy: the same tokens and entities as the spaCy DocBins of `annotate docbin`."),
               "- `annotator`, `status`: who produced the record and whether it was confirmed.", ""]
     skipped = report["left_out_of_ner_tags"]
     if skipped:
         lines += ["Entities left out of `ner_tags` (they remain in `entities`):", "",
-                  "| label | overlapping a longer span | not on token boundaries |", "| --- | ---: | ---: |"]
+                  "| label | overlapping a kept span | not alignable to tokens |", "| --- | ---: | ---: |"]
         lines += [f"| {label} | {v['overlapping']} | {v['misaligned']} |" for label, v in skipped.items()]
         lines.append("")
+    moved = _moved_edges(report.get("alignment", {}).get("entities", {}))
+    if moved:
+        lines += [f"In `ner_tags`: {moved} (their `entities` keep the annotated offsets).", ""]
     lines += ["## How it was made", "",
-              f"Labelled with the schema `{schema.name}` (version {schema.version}) using the `annotate` toolkit "
-              "(Doccano for annotation, records validated against the schema before publishing).", "",
+              (f"Labelled with the schema `{schema.name}` (version {schema.version}) using the `annotate` toolkit "
+               "(Doccano for annotation, records validated against the schema before publishing)."), "",
               "## Licence", "", f"`{license_id}`", ""]
     return "\n".join(lines)
 
 
 def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, name: str, license_id: str = "cc-by-4.0",
             description: str = "", seed: int = 0, ratios: tuple[float, float, float] = DEFAULT_RATIOS,
+            misaligned: str = "expand", overlap: str = "longest",
             push_to_hub: str | None = None, token: str | None = None, private: bool = True) -> dict[str, Any]:
-    """Write the dataset (Parquet per split) and its card into ``out``; optionally upload it to the Hub."""
+    """Write the dataset (Parquet per split) and its card into ``out``; optionally upload it to the Hub.
+
+    ``data/<split>.parquet`` files left in ``out`` by an earlier run, for splits this run does not write, are
+    removed (see the module docstring).
+    """
     gold = check_gold(docs, schema)
-    dataset, report = build_dataset(gold, schema, seed=seed, ratios=ratios)
+    dataset, report = build_dataset(gold, schema, seed=seed, ratios=ratios, misaligned=misaligned, overlap=overlap)
     out = Path(out)
     try:
         (out / "data").mkdir(parents=True, exist_ok=True)
@@ -218,6 +246,7 @@ def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, nam
     for split, ds in dataset.items():
         with atomic_path(out / "data" / f"{split}.parquet") as tmp:
             ds.to_parquet(str(tmp))
+    _remove_stale_splits(out / "data", keep=set(dataset))
     with atomic_writer(out / "README.md") as handle:
         handle.write(dataset_card(name, schema, gold, report, license_id=license_id, description=description))
     summary = {"out": str(out), "name": name, "license": license_id, **report,
@@ -226,6 +255,33 @@ def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, nam
         summary["pushed_to"] = _push(out, push_to_hub, token=token, private=private)
     write_json(out / "publish-report.json", summary)
     return summary
+
+
+def _remove_stale_splits(data: Path, *, keep: set[str]) -> None:
+    """Delete ``data/<split>.parquet`` for each published split name (train, validation, test) not in ``keep``;
+    no other file is touched."""
+    for split in HF_SPLITS.values():
+        path = data / f"{split}.parquet"
+        if split in keep or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except OSError as err:
+            raise OutputError(f"{path}: cannot remove the Parquet file of a split not published ({err.strerror or err})") from err
+        log.info("removed %s: no %s split in this run", path, split)
+
+
+def _moved_edges(per_label: dict[str, dict[str, int]]) -> str:
+    """What alignment did to the spans in ``ner_tags`` (e.g. ``3 spans widened to whole tokens``), summed over
+    the labels of the alignment report; empty when no span moved."""
+    words = {"expanded": "widened to whole tokens", "contracted": "narrowed to whole tokens",
+             "trimmed": "trimmed of whitespace at the edges"}
+    parts = []
+    for kind, phrase in words.items():
+        n = sum(counts.get(kind, 0) for counts in per_label.values())
+        if n:
+            parts.append(f"{n} span{'' if n == 1 else 's'} {phrase}")
+    return ", ".join(parts)
 
 
 def _push(folder: Path, repo_id: str, *, token: str | None, private: bool) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ def atomic_path(path: Path | str, *, suffix: str = ".tmp") -> Iterator[Path]:
     renamed over ``path`` only if the block succeeds, and removed otherwise."""
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name")
+        raise OutputError(f"{path}: is a folder, not a file; nothing was replaced")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -292,7 +293,8 @@ class OutputSet:
 
     ``path(final)`` gives a temporary name beside ``final`` to write to (any writer: :func:`write_jsonl`,
     DocBin, Parquet); leaving the ``with`` block normally renames every temporary file over its target (keeping
-    the target's mode), an exception removes them all and leaves every earlier output as it was::
+    the target's mode; if a rename fails, the targets already replaced are put back from hard links made just
+    before); an exception removes them all and leaves every earlier output as it was::
 
         with OutputSet() as outputs:
             write_jsonl(outputs.path(gold), docs)
@@ -305,7 +307,7 @@ class OutputSet:
     def path(self, final: Path | str) -> Path:
         final = Path(final)
         if final.is_dir():
-            raise OutputError(f"{final}: is a folder; give a file name")
+            raise OutputError(f"{final}: is a folder, not a file; nothing was replaced")
         if any(f == final for _, f in self._pending):
             raise OutputError(f"{final}: the same file is given for two outputs")
         try:
@@ -321,15 +323,56 @@ class OutputSet:
         return self
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> None:
-        if kind is None:
-            for tmp, final in self._pending:
-                os.chmod(tmp, _mode_for(final))
-            for tmp, final in self._pending:
-                os.replace(tmp, final)
-        else:
-            for tmp, _ in self._pending:
+        backups: list[Path] = []
+        try:
+            if kind is None:
+                for tmp, final in self._pending:
+                    os.chmod(tmp, _mode_for(final))
+                _replace_all(self._pending, backups)
+        finally:
+            for leftover in [tmp for tmp, _ in self._pending] + backups:  # renamed ones are gone already
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(leftover)
+
+
+def _backup(target: Path, backups: list[Path]) -> Path | None:
+    """A hard link to (or, where links fail, a copy of) ``target`` beside it; None if there is no target."""
+    if not target.exists():
+        return None
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+    os.close(fd)
+    os.unlink(name)
+    backups.append(Path(name))
+    try:
+        os.link(target, name)
+    except OSError:
+        shutil.copy2(target, name)
+    return Path(name)
+
+
+def _replace_all(moves: list[tuple[Path, Path]], backups: list[Path]) -> None:
+    """Rename each ``(temporary, target)`` into place; if one rename fails, undo the ones done before it."""
+    try:
+        saved = [_backup(target, backups) for _, target in moves]
+    except OSError as err:
+        raise OutputError(f"{moves[0][1].parent}: cannot keep the earlier files while replacing them "
+                          f"({err.strerror or err}); nothing was replaced") from err
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for (tmp, target), backup in zip(moves, saved):
+            os.replace(tmp, target)
+            done.append((target, backup))
+    except BaseException as err:
+        for target, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is None:
+                    os.unlink(target)
+                else:
+                    os.replace(backup, target)
+        if isinstance(err, OSError):
+            raise OutputError(f"{moves[len(done)][1]}: cannot replace ({err.strerror or err}); "
+                              "the earlier files were put back") from err
+        raise
 
 
 def count_lines(path: Path | str) -> int:

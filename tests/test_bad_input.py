@@ -110,8 +110,8 @@ def test_validate_reports_duplicate_record_ids(tmp_path):
     (["docbin", "{good}", "--out", "{tmp}/b", "--ratios", "0,0,0"], "positive sum"),
     (["docbin", "{good}", "--out", "{tmp}/b", "--ratios", "-1,1,1"], "non-negative"),
     (["evaluate", "--pred", "{good}", "--gold", "{good}", "--seed", "-1"], "-1 is not in the range x>=0"),
-    (["stats", "{good}", "--out", "{tmp}"], "is a folder; give a file name"),
-    (["adjudicate", "{good}", "--out", "{tmp}"], "is a folder; give a file name"),
+    (["stats", "{good}", "--out", "{tmp}"], "is a folder, not a file"),
+    (["adjudicate", "{good}", "--out", "{tmp}"], "is a folder, not a file"),
 ])
 def test_bad_options_are_rejected_without_a_traceback(tmp_path, argv, message):
     good = _write(tmp_path / "good.jsonl", [GOOD])
@@ -177,7 +177,7 @@ CASES = [
     ("ingest bad seed header", ["ingest", "badheader.txt", "--out", "earlier.jsonl"], 1, "is not 'date YYYY-MM-DD'", "earlier.jsonl"),
     ("ingest nothing but blanks", ["ingest", "blank.txt", "--out", "earlier.jsonl"], 1, "no articles in the inputs", "earlier.jsonl"),
     ("ingest fewer than before", ["ingest", "seed.txt", "--out", "earlier.jsonl"], 1, "pass --force", "earlier.jsonl"),
-    ("ingest out is a folder", ["ingest", "seed.txt", "--out", "folder"], 1, "is a folder; give a file name", None),
+    ("ingest out is a folder", ["ingest", "seed.txt", "--out", "folder"], 1, "is a folder, not a file", None),
     ("ingest report is the output", ["ingest", "seed.txt", "--out", "o.jsonl", "--report", "o.jsonl"], 1, "cannot be the output itself", None),
     ("ingest malformed JSONL", ["ingest", "trunc.jsonl", "--out", "earlier.jsonl"], 1, "trunc.jsonl:1: malformed JSON", "earlier.jsonl"),
     ("validate malformed JSONL", ["validate", "trunc.jsonl"], 1, "trunc.jsonl:1: malformed JSON", None),

@@ -4,8 +4,6 @@ import json
 import textwrap
 
 import pytest
-
-from annotate.records import read_docs
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
@@ -24,7 +22,7 @@ from annotate.docbin import (
     select_ents,
 )
 from annotate.errors import InputError
-from annotate.records import LabelledDoc
+from annotate.records import LabelledDoc, read_docs
 
 TEXT = "French President Emmanuel Macron met NATO's chief in Paris."
 #       0     6         16       25     32  36   41 43    49 52   57
@@ -186,3 +184,20 @@ def test_docbin_whitespace_edges(nlp, text, end, expected, action):
     doc, report = doc_from_record(nlp, _record([("e1", start, end, "GPE")], text=text))
     assert [s.text for s in doc.ents] == expected
     assert report.to_dict()["entities"]["GPE"][action] == 1
+
+
+def test_docbin_shares_tokens_module_and_keeps_registry_names():
+    """Tokenizer, alignment and splits live in annotate.tokens (shared with publish); the old import paths and
+    the spaCy registry entries of annotate.docbin still work."""
+    import spacy
+    from spacy.util import registry
+
+    from annotate import docbin, tokens
+
+    for name in ("make_nlp", "tweak_tokenizer", "doc_from_record", "select_ents", "AlignmentReport", "assign_split",
+                 "hash_split", "date_split", "article_id", "RELATIONS_KEY", "ENTITIES_KEY", "SPANS_KEY", "EXTRA_INFIXES"):
+        assert getattr(docbin, name) is getattr(tokens, name), name
+    tweaks = registry.misc.get("annotate.tokenizer_tweaks.v1")
+    assert tweaks is docbin.make_tokenizer_tweaks and tweaks() is tokens.tweak_tokenizer
+    assert registry.misc.get("annotate.add_ner_labels.v1") is docbin.make_add_ner_labels
+    assert [t.text for t in tweaks()(spacy.blank("en"))("F-16")] == ["F", "-", "16"]

@@ -8,9 +8,14 @@ from typer.testing import CliRunner
 
 from annotate.cli import app
 from annotate.errors import InputError
-from annotate.importers.crossner import decode_spans, import_conll
 from annotate.importers._schema import distinct_colours
-from annotate.importers.crossre import import_crossre, token_offsets
+from annotate.importers.crossner import (
+    decode_spans,
+    import_conll,
+    read_conll,
+    read_crossner,
+)
+from annotate.importers.crossre import import_crossre, read_crossre, token_offsets
 from annotate.records import read_docs
 from annotate.schema import COLOUR_RE, load_schema, validate_doc
 
@@ -158,8 +163,41 @@ def test_crossre_repeated_doc_key_names_both_lines(tmp_path):
 
 
 def test_crossre_empty_file_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match=r"empty\.json: no sentences"):
+    with pytest.raises(InputError, match=r"no records found in \S*empty\.json \(expected CrossRE JSON lines\)"):
         import_crossre(_write(tmp_path, "empty.json", "\n"), tmp_path / "out")
+
+
+def _files(out):
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("ner", "relations", "message"),
+    [
+        ("[[2, 0, \"politician\"]]", "[]", r"NER span \[2, 0, 'politician'\] is reversed"),
+        ("[[0, 0, \"politician\"], [2, 2, \"politician\"]]", "[[2, 0, 0, 0, \"social\", \"\", false, false]]",
+         r"relation \[2, 0, 0, 0, 'social'\]: head span \[2, 0\] is reversed"),
+        ("[[0, 0, \"politician\"], [2, 2, \"politician\"]]", "[[0, 0, 2, 1, \"social\", \"\", false, false]]",
+         r"relation \[0, 0, 2, 1, 'social'\]: tail span \[2, 1\] is reversed"),
+    ],
+)
+def test_crossre_reversed_span_names_file_and_line_and_writes_nothing(crossre_file, tmp_path, ner, relations, message):
+    # Before: a reversed NER span was counted as outside the sentence, a reversed end as matching no entity.
+    out = tmp_path / "out"
+    import_crossre(crossre_file, out)
+    before = _files(out)
+    good = '{"doc_key": "ok", "sentence": ["Tito", "met", "Nehru"], "ner": [[0, 0, "politician"]], "relations": []}'
+    bad = f'{{"doc_key": "d", "sentence": ["Tito", "met", "Nehru"], "ner": {ner}, "relations": {relations}}}'
+    path = _write(tmp_path, "bad.json", f"{good}\n{bad}\n")
+    with pytest.raises(InputError, match=rf"bad\.json:2: {message}"):
+        import_crossre(path, out, force=True)
+    assert _files(out) == before
+
+
+def test_crossre_read_returns_records_and_report(crossre_file, tmp_path):
+    docs, report = read_crossre(crossre_file)
+    assert [d.id for d in docs] == ["politics-train-1", "politics-train-2"] and report["relations"] == 3
+    assert "out" not in report and not (tmp_path / "out").exists()
 
 
 def test_crossre_cli(crossre_file, tmp_path):
@@ -246,7 +284,7 @@ def test_conll_malformed_line_names_file_and_line(tmp_path, line, message):
 
 
 def test_conll_file_without_tokens_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match=r"empty\.txt: no sentences"):
+    with pytest.raises(InputError, match=r"no records found in \S*empty\.txt \(expected 'TOKEN<TAB>TAG' lines\)"):
         import_conll(_write(tmp_path, "empty.txt", "-DOCSTART-\tO\n\n"), tmp_path / "out")
 
 
@@ -259,3 +297,35 @@ def test_conll_cli(tmp_path):
     bad = _write(tmp_path, "bad.txt", "Tony\tB-politician\nAbbott I-politician extra Q-x\n")
     result = CliRunner().invoke(app, ["import", "conll", str(bad), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 1 and "bad.txt:2: bad tag 'Q-x'" in result.output
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(
+    ("text", "docstarts"),
+    [
+        (BOM + "Tony\tB-politician\nAbbott\tI-politician\nlost\tO\n", 0),
+        (BOM + "-DOCSTART-\tO\n\nTony\tB-politician\nAbbott\tI-politician\nlost\tO\n", 1),
+        (BOM + "Tony NNP B-NP B-politician\nAbbott NNP I-NP I-politician\nlost VBD B-VP O\n", 0),
+    ],
+)
+def test_conll_byte_order_mark_is_dropped(tmp_path, text, docstarts):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(text.encode("utf-8"))  # the BOM as the three bytes EF BB BF
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert next(read_conll(path)).tokens == ["Tony", "Abbott", "lost"]
+    [doc], report = read_crossner(path)
+    assert doc.text == "Tony Abbott lost" and [(e.start, e.end, e.text) for e in doc.entities] == [(0, 11, "Tony Abbott")]
+    assert report["docstarts"] == docstarts
+    import_conll(path, tmp_path / "out")
+    assert BOM not in (tmp_path / "out" / "labelled.jsonl").read_text(encoding="utf-8")
+
+
+def test_conll_malformed_line_leaves_an_earlier_corpus(tmp_path):
+    out = tmp_path / "out"
+    import_conll(_write(tmp_path, "train.txt", CONLL_BIO), out)
+    before = _files(out)
+    with pytest.raises(InputError, match=r"bad\.txt:2: bad tag 'Q-x'"):
+        import_conll(_write(tmp_path, "bad.txt", "Tony\tB-politician\nAbbott\tQ-x\n"), out, force=True)
+    assert _files(out) == before

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from annotate.cli import app
 from annotate.errors import InputError
-from annotate.importers.re3d import find_subsets, import_re3d
+from annotate.importers.re3d import find_subsets, import_re3d, read_re3d
 from annotate.records import read_docs
 from annotate.schema import load_schema, validate_doc
 
@@ -135,3 +135,35 @@ def test_unlisted_and_disallowed_are_counted(re3d_dir, tmp_path):
     assert summary["label_map"]["entities_unlisted"] == {"Nationality": 1, "Temporal": 1}
     assert summary["label_map"]["relations_not_allowed"] == {"FightingAgainst": 1}
     assert summary["mapped_relations"] == 1
+
+
+def _files(out):
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("same file", r"CENTCOM/documents\.json:2: document _id 'D1' already used at \S*CENTCOM/documents\.json:1$"),
+    ("another sub-folder", r"Other/documents\.json:1: document _id 'D1' already used at \S*CENTCOM/documents\.json:1$"),
+])
+def test_re3d_document_id_used_twice_is_an_input_error(re3d_dir, tmp_path, where, message):
+    out = tmp_path / "out"
+    import_re3d(re3d_dir, out)
+    before = _files(out)
+    second = DOCUMENTS.replace('"title" : "Strike"', '"title" : "Another strike"')
+    if where == "same file":
+        (re3d_dir / "CENTCOM" / "documents.json").write_text(DOCUMENTS + second, encoding="utf-8")
+    else:
+        other = re3d_dir / "Other"
+        other.mkdir()
+        (other / "documents.json").write_text(second, encoding="utf-8")
+        (other / "entities.json").write_text("", encoding="utf-8")
+        (other / "relations.json").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        import_re3d(re3d_dir, out, force=True)
+    assert _files(out) == before
+
+
+def test_re3d_read_returns_records_and_report(re3d_dir, tmp_path):
+    docs, report = read_re3d(re3d_dir)
+    assert [d.id for d in docs] == ["D1"] and report["relations"] == 2 and "out" not in report
+    assert not (tmp_path / "out").exists()

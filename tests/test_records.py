@@ -128,5 +128,5 @@ def test_atomic_write_keeps_mode_and_refuses_a_folder(tmp_path):
     existing.chmod(0o640)
     write_jsonl(existing, [{"a": 2}])
     assert stat.S_IMODE(existing.stat().st_mode) == 0o640
-    with pytest.raises(OutputError, match="is a folder; give a file name"):
+    with pytest.raises(OutputError, match="is a folder, not a file"):
         write_jsonl(tmp_path, [{"a": 3}])

@@ -1,20 +1,22 @@
 """Schema files generated for imported corpora: one colour and one shortcut per label, checked on the way.
 
-Every importer (re3d, CrossRE, CoNLL) writes ``schema.yaml`` beside its records with :func:`build_schema`
-and :func:`write_schema`, so a generated schema loads with :func:`annotate.schema.load_schema` and validates
-the imported records.
+Every importer (re3d, CrossRE, CoNLL) builds its ``schema.yaml`` with :func:`build_schema` (the relation
+ends from :func:`relation_pairs`) and writes it with :func:`dump_schema`, through
+:func:`annotate.importers._corpus.write_corpus`, so a generated schema loads with
+:func:`annotate.schema.load_schema` and validates the imported records.
 """
 
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Collection
+from collections import defaultdict
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
-from ..records import atomic_writer
+from ..records import LabelledDoc, atomic_writer
 from ..schema import schema_from_dict
 
 # Well-separated colours first (Trubetskoy's list of 20 distinct colours, minus white and black), then
@@ -90,7 +92,22 @@ def build_schema(
     return data
 
 
+def relation_pairs(docs: Iterable[LabelledDoc]) -> dict[str, set[tuple[str, str]]]:
+    """For each relation type in ``docs``, the (head label, tail label) pairs its relations connect."""
+    pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for doc in docs:
+        labels = {e.id: e.label for e in doc.entities}
+        for rel in doc.relations:
+            pairs[rel.label].add((labels[rel.head], labels[rel.tail]))
+    return dict(pairs)
+
+
+def dump_schema(schema: dict[str, Any], handle: IO[str]) -> None:
+    """Write a schema dict as YAML to an open text file (keys in the dict's order)."""
+    yaml.safe_dump(schema, handle, sort_keys=False, allow_unicode=True)
+
+
 def write_schema(path: Path, schema: dict[str, Any]) -> None:
-    """Write a schema dict as YAML, atomically."""
+    """Write a schema dict as YAML, atomically (one file; importers write theirs with ``write_corpus``)."""
     with atomic_writer(path) as handle:
-        yaml.safe_dump(schema, handle, sort_keys=False, allow_unicode=True)
+        dump_schema(schema, handle)

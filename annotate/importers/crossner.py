@@ -18,8 +18,13 @@ Mapping: each sentence -> one record whose ``text`` is its tokens **joined with 
 original spacing is unknown), ``id`` ``<file stem>-<n>`` (n from 1), ``meta: {article_id, source, line,
 document}`` (``line``: the sentence's first line; ``document``: how many ``-DOCSTART-`` lines came before
 it); each span -> an ``Entity`` with code-point offsets into that text, its ``text`` and ``attrs: {tokens:
-[first, last]}`` (inclusive token indices). A line with a single field, or a tag that is not ``O`` /
-``B-LABEL`` / ``I-LABEL``, raises :class:`~annotate.errors.InputError` naming the file and line.
+[first, last]}`` (inclusive token indices). A UTF-8 byte order mark at the start of the file is dropped.
+A line with a single field, or a tag that is not ``O`` / ``B-LABEL`` / ``I-LABEL``, raises
+:class:`~annotate.errors.InputError` naming the file and line, as does a file without tokens.
+
+:func:`read_conll` streams the sentences; :func:`read_crossner` returns the records and the report;
+:func:`import_conll` writes them with a generated schema through
+:func:`~annotate.importers._corpus.write_corpus` (all three files or none).
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..records import Entity, LabelledDoc, write_json, write_jsonl
+from ..records import Entity, LabelledDoc
 from ..schema import LABEL_RE
-from ._schema import build_schema, write_schema
+from ._corpus import write_corpus
+from ._schema import build_schema
 from .crossre import token_offsets
 
 logger = logging.getLogger(__name__)
@@ -83,11 +89,15 @@ def _split_line(raw: str, path: Path, line: int) -> tuple[str, str, str]:
 
 
 def read_conll(path: Path | str, counts: _Counts | None = None) -> Iterator[Sentence]:
-    """Stream the sentences of a CoNLL-style file (see the module docstring); ``counts`` collects line facts."""
+    """Stream the sentences of a CoNLL-style file (see the module docstring); ``counts`` collects line facts.
+
+    A UTF-8 byte order mark at the start of the file is dropped (``utf-8-sig``), so it never ends up in the
+    first token.
+    """
     path = Path(path)
     counts = counts if counts is not None else _Counts()
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")
     except OSError as err:
         raise InputError(f"cannot read file ({err.strerror or err})", path=path) from err
     current = Sentence()
@@ -167,31 +177,42 @@ def sentence_to_doc(sentence: Sentence, doc_id: str, source: str, counts: _Count
     return doc
 
 
-def import_conll(path: Path | str, out: Path | str, *, name: str | None = None) -> dict[str, Any]:
-    """Import a CoNLL-style file; write ``out/labelled.jsonl``, ``out/schema.yaml``, ``out/import-report.json``.
-
-    ``name`` names the generated schema (default: the ``out`` folder's name). Returns the report.
-    """
-    path, out = Path(path), Path(out)
+def read_crossner(path: Path | str) -> tuple[list[LabelledDoc], dict[str, Any]]:
+    """Read a CoNLL-style file (CrossNER, CoNLL-2003); return one record per sentence and the import report
+    (no ``out``). A file without tokens raises :class:`~annotate.errors.InputError`."""
+    path = Path(path)
     counts = _Counts()
     docs = []
     for n, sentence in enumerate(read_conll(path, counts), start=1):
         counts.tokens += len(sentence.tokens)
         docs.append(sentence_to_doc(sentence, f"{path.stem}-{n}", path.name, counts))
     if not docs:
-        raise InputError("no sentences: expected 'TOKEN<TAB>TAG' lines", path=path)
-    write_jsonl(out / "labelled.jsonl", docs)
-    schema = build_schema(name or out.name, list(counts.entities), corpus=path.name,
-                          command="annotate import conll")
-    write_schema(out / "schema.yaml", schema)
-    summary = {
-        "path": str(path), "out": str(out), "text": TEXT_NOTE, "documents": len(docs), "tokens": counts.tokens,
+        raise InputError(f"no records found in {path} (expected 'TOKEN<TAB>TAG' lines)")
+    report = {
+        "path": str(path), "text": TEXT_NOTE, "documents": len(docs), "tokens": counts.tokens,
         "entities": sum(counts.entities.values()), "docstarts": counts.docstarts,
         "separators": dict(sorted(counts.separators.items())), "scheme": _scheme(counts),
         "counts": {"entities": dict(sorted(counts.entities.items())),
                    "i_without_b": dict(sorted(counts.i_without_b.items()))},
         "i_without_b": sum(counts.i_without_b.values()),
     }
-    logger.info("CoNLL %s: %d sentences, %d entities", path, len(docs), summary["entities"])
-    write_json(out / "import-report.json", summary)
+    logger.info("CoNLL %s: %d sentences, %d entities", path, len(docs), report["entities"])
+    return docs, report
+
+
+def import_conll(path: Path | str, out: Path | str, *, name: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Import a CoNLL-style file; write ``out/labelled.jsonl``, ``out/schema.yaml``, ``out/import-report.json``
+    (all or none).
+
+    :func:`read_crossner` then :func:`~annotate.importers._corpus.write_corpus`. ``name`` names the generated
+    schema (default: the ``out`` folder's name). An earlier ``out/labelled.jsonl`` with more records is not
+    replaced (:class:`~annotate.errors.OutputError`) unless ``force``. Returns the report.
+    """
+    out = Path(out)
+    docs, report = read_crossner(path)
+    labels = sorted({e.label for d in docs for e in d.entities})
+    schema = build_schema(name or out.name, labels, corpus=Path(path).name,
+                          command="annotate import conll")
+    summary = {"path": report["path"], "out": str(out), **report}
+    write_corpus(out, docs, schema, summary, force=force)
     return summary

@@ -24,12 +24,17 @@ into that text, ``end`` exclusive. Mapping:
 Not mapped, and counted in the report: NER spans outside the sentence, a second NER span with the same
 tokens and label (duplicate), relations whose ends are no NER span, repeated relations (same ends and
 label). Counted but mapped: a relation end that matches several NER spans with different labels (the
-first one is used). Rows that are not CrossRE at all (missing fields, wrong types) and a ``doc_key`` seen
-before raise :class:`~annotate.errors.InputError` naming file and line.
+first one is used). Rows that are not CrossRE at all (missing fields, wrong types), a reversed span (an NER
+span or relation end whose last token comes before its first: not a span outside the sentence, so not
+skipped), a ``doc_key`` seen before and a file without rows raise :class:`~annotate.errors.InputError`
+naming file and line.
 
 The generated schema lists the entity labels seen and, for each relation type, the head and tail labels
 seen; no type is marked symmetric (CrossRE annotates every relation with a direction). Because a schema
 stores head and tail label *sets*, the report also lists the exact (head, tail) pairs seen per type.
+
+:func:`read_crossre` returns the records and the report; :func:`import_crossre` writes them with the schema
+through :func:`~annotate.importers._corpus.write_corpus` (all three files or none).
 """
 
 from __future__ import annotations
@@ -40,15 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..records import (
-    Entity,
-    LabelledDoc,
-    Relation,
-    iter_json_lines,
-    write_json,
-    write_jsonl,
-)
-from ._schema import build_schema, write_schema
+from ..records import Entity, LabelledDoc, Relation, iter_json_lines
+from ._corpus import write_corpus
+from ._schema import build_schema, relation_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,8 @@ def _is_index(value: Any) -> bool:
 
 
 def _check_row(obj: Any, path: Path, line: int) -> None:
-    """Raise InputError unless ``obj`` has CrossRE's shape (fields and types, not index ranges)."""
+    """Raise InputError unless ``obj`` has CrossRE's shape: fields, types, and no span whose last token comes
+    before its first (spans outside the sentence are counted later, not raised)."""
     if not isinstance(obj, dict):
         raise InputError("expected a JSON object", path=path, line=line)
     for key, kind in (("doc_key", str), ("sentence", list), ("ner", list), ("relations", list)):
@@ -92,11 +92,18 @@ def _check_row(obj: Any, path: Path, line: int) -> None:
         if not (isinstance(span, list) and len(span) == 3 and _is_index(span[0]) and _is_index(span[1])
                 and isinstance(span[2], str)):
             raise InputError(f"bad NER span {span!r}: expected [first, last, label]", path=path, line=line)
+        if span[1] < span[0]:
+            raise InputError(f"NER span {span!r} is reversed: its last token comes before its first",
+                             path=path, line=line)
     for rel in obj["relations"]:
         if not (isinstance(rel, list) and len(rel) == RELATION_FIELDS and all(_is_index(x) for x in rel[:4])
                 and isinstance(rel[4], str)):
             raise InputError(f"bad relation {rel!r}: expected [head_first, head_last, tail_first, tail_last, "
                              "label, explanation, uncertain, syntax_ambiguity]", path=path, line=line)
+        for side, (first, last) in (("head", rel[0:2]), ("tail", rel[2:4])):
+            if last < first:
+                raise InputError(f"relation {rel[:5]!r}: {side} span [{first}, {last}] is reversed: its last token "
+                                 "comes before its first", path=path, line=line)
 
 
 def _relation_attrs(rel: list[Any]) -> dict[str, Any]:
@@ -182,12 +189,13 @@ class _Importer:
             self.report["relations"][label] += 1
 
 
-def import_crossre(path: Path | str, out: Path | str, *, name: str | None = None) -> dict[str, Any]:
-    """Import one CrossRE file; write ``out/labelled.jsonl``, ``out/schema.yaml``, ``out/import-report.json``.
+def read_crossre(path: Path | str) -> tuple[list[LabelledDoc], dict[str, Any]]:
+    """Read one CrossRE file; return its records and the import report (no ``out``).
 
-    ``name`` names the generated schema (default: the ``out`` folder's name). Returns the report.
+    Rows that are not CrossRE, a reversed span, a repeated ``doc_key`` and a file without rows raise
+    :class:`~annotate.errors.InputError` (see the module docstring).
     """
-    path, out = Path(path), Path(out)
+    path = Path(path)
     importer = _Importer(path.name)
     first_line: dict[str, int] = {}  # doc_key -> line: record ids must be unique downstream
     for line, obj in iter_json_lines(path):
@@ -198,15 +206,11 @@ def import_crossre(path: Path | str, out: Path | str, *, name: str | None = None
         first_line[obj["doc_key"]] = line
         importer.sentence(obj)
     if not importer.docs:
-        raise InputError("no sentences: expected CrossRE JSON lines", path=path)
+        raise InputError(f"no records found in {path} (expected CrossRE JSON lines)")
     docs = importer.docs
-    write_jsonl(out / "labelled.jsonl", docs)
-    labels = sorted({e.label for d in docs for e in d.entities})
-    write_schema(out / "schema.yaml", build_schema(name or out.name, labels, importer.pairs, corpus=CORPUS,
-                                                   command="annotate import crossre"))
     counts = importer.report
-    summary = {
-        "path": str(path), "out": str(out), "text": TEXT_NOTE, "documents": len(docs),
+    report = {
+        "path": str(path), "text": TEXT_NOTE, "documents": len(docs),
         "entities": sum(counts["entities"].values()), "relations": sum(counts["relations"].values()),
         "counts": {k: dict(sorted(v.items())) for k, v in sorted(counts.items())},
         "not_mapped": {k: sum(v.values()) for k, v in sorted(counts.items())
@@ -214,7 +218,25 @@ def import_crossre(path: Path | str, out: Path | str, *, name: str | None = None
         "relation_pairs": {k: sorted(map(list, v)) for k, v in sorted(importer.pairs.items())},
         "examples": importer.examples,
     }
-    logger.info("CrossRE %s: %d sentences, %d entities, %d relations", path, len(docs), summary["entities"],
-                summary["relations"])
-    write_json(out / "import-report.json", summary)
+    logger.info("CrossRE %s: %d sentences, %d entities, %d relations", path, len(docs), report["entities"],
+                report["relations"])
+    return docs, report
+
+
+def import_crossre(path: Path | str, out: Path | str, *, name: str | None = None,
+                   force: bool = False) -> dict[str, Any]:
+    """Import one CrossRE file; write ``out/labelled.jsonl``, ``out/schema.yaml``, ``out/import-report.json``
+    (all or none).
+
+    :func:`read_crossre` then :func:`~annotate.importers._corpus.write_corpus`. ``name`` names the generated
+    schema (default: the ``out`` folder's name). An earlier ``out/labelled.jsonl`` with more records is not
+    replaced (:class:`~annotate.errors.OutputError`) unless ``force``. Returns the report.
+    """
+    out = Path(out)
+    docs, report = read_crossre(path)
+    labels = sorted({e.label for d in docs for e in d.entities})
+    schema = build_schema(name or out.name, labels, relation_pairs(docs), corpus=CORPUS,
+                          command="annotate import crossre")
+    summary = {"path": report["path"], "out": str(out), **report}
+    write_corpus(out, docs, schema, summary, force=force)
     return summary

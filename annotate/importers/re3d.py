@@ -21,9 +21,15 @@ Mapping:
   share a span, the most confident entity is used; ``attrs: {confidence, trigger: {start, end}, re3d_id}``.
 
 Not mapped, and counted in the report: relations whose ends match no entity, entities or relations whose
-document is missing, offsets outside the text. The generated schema lists the entity types seen and, for
-each relation type, the head and tail types seen; types whose meaning is symmetric (``SYMMETRIC``) are
-marked so.
+document is missing, offsets outside the text. A document ``_id`` used twice (in one ``documents.json`` or
+in two sub-folders; the second would silently replace the first) raises
+:class:`~annotate.errors.InputError` naming the file, the line and the id, as do rows that are not JSON
+objects or lack a field used, and a folder without documents. The generated schema lists the entity types
+seen and, for each relation type, the head and tail types seen; types whose meaning is symmetric
+(``SYMMETRIC``) are marked so.
+
+:func:`read_re3d` returns the records and the report; :func:`import_re3d` writes them with the schema
+through :func:`~annotate.importers._corpus.write_corpus` (all three files or none).
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..records import Entity, LabelledDoc, Relation, iter_json_lines, write_json, write_jsonl
-from ._schema import build_schema, write_schema
+from ..records import Entity, LabelledDoc, Relation, iter_json_lines
+from ._corpus import write_corpus
+from ._schema import build_schema, relation_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ class _Importer:
 
     def __init__(self) -> None:
         self.docs: dict[str, LabelledDoc] = {}
+        self.seen: dict[str, tuple[Path, int]] = {}  # document _id -> where it was first read
         self.report: dict[str, Counter] = defaultdict(Counter)
         self.pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.examples: list[dict[str, Any]] = []
@@ -94,6 +102,11 @@ class _Importer:
         path = folder / FILES[0]
         for line, obj in _rows(path):
             doc_id = str(_field(obj, "_id", path, line))
+            if doc_id in self.seen:
+                first_path, first_line = self.seen[doc_id]
+                raise InputError(f"document _id {doc_id!r} already used at {first_path}:{first_line}",
+                                 path=path, line=line)
+            self.seen[doc_id] = (path, line)
             text = _field(obj, "text", path, line)
             meta = {"article_id": doc_id, "title": obj.get("title"), "source": obj.get("sourceName"),
                     "url": obj.get("sourceUrl"), "subset": folder.name}
@@ -149,47 +162,67 @@ class _Importer:
             self.report["relations"][label] += 1
 
 
-def import_re3d(path: Path | str, out: Path | str, *, map_path: Path | str | None = None,
-                schema_path: Path | str | None = None) -> dict[str, Any]:
-    """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json``; return the report.
+def read_re3d(path: Path | str, *, map_path: Path | str | None = None,
+              schema_path: Path | str | None = None) -> tuple[list[LabelledDoc], dict[str, Any]]:
+    """Read a re3d folder (or a folder of them); return its records and the import report (no ``out``).
 
     With ``map_path`` (a label map, e.g. ``annotate/maps/re3d-to-diplomacy-defence.yaml``) the labels are
-    mapped onto ``schema_path``'s schema (default: the toolkit's), what does not map is dropped and counted
-    under ``label_map`` in the report, and ``schema.yaml`` is that schema rather than a generated one.
+    mapped onto ``schema_path``'s schema (default: the toolkit's); what does not map is dropped and counted
+    under ``label_map`` in the report. A document ``_id`` used twice (in one ``documents.json`` or across
+    sub-folders) and a folder without documents raise :class:`~annotate.errors.InputError`.
     """
+    mapping = target = None
+    if map_path is not None:
+        from ..schema import load_schema
+        from .labelmap import load_map
+
+        target = load_schema(schema_path)
+        mapping = load_map(map_path, target)
     importer = _Importer()
     subsets = find_subsets(path)
     for folder in subsets:
         importer.subset(folder)
-    out = Path(out)
     docs = list(importer.docs.values())
-    mapped = None
-    if map_path is not None:
-        from ..schema import load_schema
-        from .labelmap import apply_map, load_map, map_summary
+    if not docs:
+        raise InputError(f"no records found in {path} (no documents in its {FILES[0]})")
+    if mapping is not None and target is not None:
+        from .labelmap import apply_map, map_summary
 
-        target = load_schema(schema_path)
-        mapping = load_map(map_path, target)
         docs = apply_map(docs, mapping, target)
-        mapped = map_summary(mapping)
-        schema = target.to_dict()
-    else:
-        labels = sorted({e.label for d in docs for e in d.entities})
-        schema = build_schema("re3d", labels, importer.pairs, corpus="re3d", command="annotate import re3d",
-                              symmetric=SYMMETRIC)
-    write_jsonl(out / "labelled.jsonl", docs)
-    write_schema(out / "schema.yaml", schema)
-    summary = {
-        "path": str(path), "out": str(out), "subsets": [f.name for f in subsets], "documents": len(docs),
+    report = {
+        "path": str(path), "subsets": [f.name for f in subsets], "documents": len(docs),
         "entities": sum(importer.report["entities"].values()), "relations": sum(importer.report["relations"].values()),
         "counts": {k: dict(sorted(v.items())) for k, v in sorted(importer.report.items())},
         "not_mapped": {k: sum(v.values()) for k, v in importer.report.items() if k not in NOT_PROBLEMS},
         "value_differs_from_text": sum(importer.report["value_differs_from_text"].values()),
         "examples": importer.examples,
     }
-    if mapped is not None:
-        summary["label_map"] = mapped
-        summary["mapped_entities"] = sum(len(d.entities) for d in docs)
-        summary["mapped_relations"] = sum(len(d.relations) for d in docs)
-    write_json(out / "import-report.json", summary)
+    if mapping is not None:
+        report["label_map"] = map_summary(mapping)
+        report["mapped_entities"] = sum(len(d.entities) for d in docs)
+        report["mapped_relations"] = sum(len(d.relations) for d in docs)
+    return docs, report
+
+
+def import_re3d(path: Path | str, out: Path | str, *, map_path: Path | str | None = None,
+                schema_path: Path | str | None = None, force: bool = False) -> dict[str, Any]:
+    """Write ``out/labelled.jsonl``, ``out/schema.yaml`` and ``out/import-report.json`` (all or none); return the
+    report.
+
+    :func:`read_re3d` then :func:`~annotate.importers._corpus.write_corpus`. With ``map_path`` the records
+    are mapped onto ``schema_path``'s schema (see :func:`read_re3d`) and ``schema.yaml`` is that schema
+    rather than a generated one. An earlier ``out/labelled.jsonl`` with more records is not replaced
+    (:class:`~annotate.errors.OutputError`) unless ``force``.
+    """
+    docs, report = read_re3d(path, map_path=map_path, schema_path=schema_path)
+    if map_path is not None:
+        from ..schema import load_schema
+
+        schema = load_schema(schema_path).to_dict()
+    else:
+        labels = sorted({e.label for d in docs for e in d.entities})
+        schema = build_schema("re3d", labels, relation_pairs(docs), corpus="re3d", command="annotate import re3d",
+                              symmetric=SYMMETRIC)
+    summary = {"path": report["path"], "out": str(out), **report}
+    write_corpus(out, docs, schema, summary, force=force)
     return summary
