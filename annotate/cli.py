@@ -716,16 +716,9 @@ def evaluate_cmd(
 
     Example: annotate evaluate --pred models/run1/pred.jsonl --gold corpora/demo/gold.jsonl --out models/run1/eval --against models/run0/eval/metrics.json
     """
-    from .evaluate import compare, evaluate, load_metrics
+    from .evaluate import run_evaluate
     from .records import read_docs
-    from .reports import (
-        COMPARE_COLUMNS,
-        VIEW_COLUMNS,
-        compare_rows,
-        public,
-        view_rows,
-        write_outputs,
-    )
+    from .reports import COMPARE_COLUMNS, VIEW_COLUMNS, compare_rows, public, view_rows
     from .schema import load_schema
 
     if (model is None) != (data is None) or (pred is None) != (gold is None) or (model is None) == (pred is None):
@@ -734,21 +727,15 @@ def evaluate_cmd(
     gold_path = data if data is not None else gold
     gates = [_gate(gold_path, sch, skip_invalid)]
     gold_docs = list(gates[0](progress(read_docs(gold_path), "reading gold")))
-    if model is not None:
-        from .evaluate import predict_given_gold
-        from .predict import load_model, predict_docs
-
-        nlp = load_model(model)
-        pred_docs = list(progress(predict_docs(nlp, gold_docs), "predicting", total=len(gold_docs)))
-        given_gold = list(progress(predict_given_gold(nlp, gold_docs), "relations on gold entities", total=len(gold_docs)))
-    else:
+    pred_docs = None
+    if pred is not None:
         gates.append(_gate(pred, sch, skip_invalid))
-        pred_docs, given_gold = list(gates[1](progress(read_docs(pred), "reading predictions"))), None
-    result = evaluate(pred_docs, gold_docs, schema=sch, n_boot=bootstrap, seed=seed, gold_source=str(gold_path),
-                      given_gold=given_gold)
+        pred_docs = list(gates[1](progress(read_docs(pred), "reading predictions")))
+    result, comparison, written = run_evaluate(
+        gold_docs, model=model, pred_docs=pred_docs, schema=sch, n_boot=bootstrap, seed=seed,
+        gold_source=str(gold_path), against=against, out=out,
+        wrap=lambda items, what: progress(items, what, total=len(gold_docs)))
     result.update(_gate_summary(*gates))
-    comparison = compare(result, load_metrics(against)) if against is not None else None
-    written = write_outputs(result, out, comparison) if out is not None else {}
     if as_json:
         summary = {k: v for k, v in public(result).items() if k != "per_doc"}
         report({**summary, "comparison": comparison, "written": written}, as_json=True, title="evaluate")

@@ -26,7 +26,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.util import registry
 
 from .errors import InputError, OutputError
-from .records import Entity, LabelledDoc, Relation, atomic_path, write_json, write_jsonl
+from .records import Entity, LabelledDoc, OutputSet, Relation, atomic_path, write_json, write_jsonl
 from .tokens import (
     DEFAULT_RATIOS,
     DIRECTION_MARKS,
@@ -142,15 +142,18 @@ def build_docbins(
         total.merge(report)
     out = Path(out_dir)
     counts = {name: len(bins[name]) for name in SPLITS}
-    for name in SPLITS:
-        _write_docbin(bins[name], out / f"{name}.spacy")
-        write_jsonl(out / f"{name}.jsonl", split_records[name])
     summary = {
         "out": str(out), "docs": counts, "articles": {n: len(articles[n]) for n in SPLITS},
         "seed": seed, "ratios": list(ratios), "dates": list(dates) if dates else None,
         "misaligned": misaligned, "overlap": overlap, "alignment": total.to_dict(),
     }
-    write_json(out / REPORT_NAME, summary)
+    if not sum(counts.values()):
+        raise InputError("no records to convert: nothing written")
+    with OutputSet() as outputs:  # the seven files land together, or none does
+        for name in SPLITS:
+            _write_docbin(bins[name], outputs.path(out / f"{name}.spacy"))
+            write_jsonl(outputs.path(out / f"{name}.jsonl"), split_records[name])
+        write_json(outputs.path(out / REPORT_NAME), summary)
     return summary
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import OutputError
 from .evaluate import ANY_LABEL, VIEWS
-from .records import atomic_path, atomic_writer, write_json, write_jsonl
+from .records import OutputSet, atomic_path, atomic_writer, write_json, write_jsonl
 
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
@@ -245,13 +245,14 @@ def write_outputs(result: dict[str, Any], out_dir: Path, comparison: dict[str, A
             result["views"]["relations.strict"], "Relations (strict): F1 per label", p
         ),
     }
-    for name, draw in plots.items():
-        draw(out_dir / name)
     data = public(result)
     if comparison:
         data["comparison"] = comparison
-    write_json(out_dir / "metrics.json", data)
-    write_jsonl(out_dir / "errors.jsonl", result.get("_all_errors", []))
-    with atomic_writer(out_dir / "report.md") as handle:
-        handle.write(markdown_report(result, comparison, images=list(plots)))
+    with OutputSet() as outputs:  # every file of the run lands together, or none does
+        for name, draw in plots.items():
+            draw(outputs.path(out_dir / name))
+        write_json(outputs.path(out_dir / "metrics.json"), data)
+        write_jsonl(outputs.path(out_dir / "errors.jsonl"), result.get("_all_errors", []))
+        with atomic_writer(outputs.path(out_dir / "report.md")) as handle:
+            handle.write(markdown_report(result, comparison, images=list(plots)))
     return {name: str(out_dir / name) for name in ["metrics.json", "report.md", "errors.jsonl", *plots]}

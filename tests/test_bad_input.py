@@ -204,6 +204,7 @@ CASES = [
     ("docbin ratios words", ["docbin", "good.jsonl", "--out", "b", "--ratios", "a,b,c"], 2, "takes 3 comma-separated numbers", None),
     ("docbin ratios infinite", ["docbin", "good.jsonl", "--out", "b", "--ratios", "inf,1,1"], 2, "finite", None),
     ("docbin malformed", ["docbin", "trunc.jsonl", "--out", "b"], 1, "trunc.jsonl:1: malformed JSON", None),
+    ("docbin no records", ["docbin", "empty.jsonl", "--out", "b"], 1, "no records to convert", None),
     ("evaluate against not JSON", ["evaluate", "--pred", "good.jsonl", "--gold", "good.jsonl", "--against", "notjson.json"], 1,
      "notjson.json:1: not valid JSON", None),
     ("evaluate model and pred", ["evaluate", "folder", "good.jsonl", "--pred", "good.jsonl", "--gold", "good.jsonl"], 2,
@@ -253,3 +254,34 @@ def test_bad_input_table(tmp_path, monkeypatch, argv, code, message, kept):
     if kept:
         assert (tmp_path / kept).read_bytes() == before
     assert not list(tmp_path.glob(".*.pending")) and not list(tmp_path.glob(".*.tmp"))  # nothing half-written left
+
+
+def test_evaluate_outputs_land_together_or_not_at_all(tmp_path):
+    """A run whose last output cannot be written leaves every earlier output of the folder as it was."""
+    good = _write(tmp_path / "good.jsonl", [GOOD])
+    out = tmp_path / "eval"
+    ok = CliRunner().invoke(app, ["evaluate", "--pred", str(good), "--gold", str(good), "--out", str(out), "--bootstrap", "5"])
+    assert ok.exit_code == 0, ok.output
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "report.md").unlink()
+    (out / "report.md").mkdir()  # the last file of the set cannot be replaced now
+    other = _write(tmp_path / "other.jsonl", [_with(relations=[])])
+    bad = CliRunner().invoke(app, ["evaluate", "--pred", str(other), "--gold", str(good), "--out", str(out), "--bootstrap", "5"])
+    assert bad.exit_code == 1
+    assert "report.md: is a folder, not a file" in bad.output
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == {k: v for k, v in before.items() if k != "report.md"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_docbin_outputs_land_together(tmp_path):
+    good = _write(tmp_path / "good.jsonl", [GOOD])
+    out = tmp_path / "bins"
+    assert CliRunner().invoke(app, ["docbin", str(good), "--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "docbin-report.json").unlink()
+    (out / "docbin-report.json").mkdir()
+    bad = CliRunner().invoke(app, ["docbin", str(good), "--out", str(out), "--seed", "3"])
+    assert bad.exit_code == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == {k: v for k, v in before.items()
+                                                                            if k != "docbin-report.json"}
