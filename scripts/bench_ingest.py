@@ -42,16 +42,15 @@ def make_corpus(path: Path, n: int, words: int = 400, seed: int = 0) -> None:
 
 
 def child(corpus: Path, out: Path, near_threshold: float) -> None:
-    from annotate.ingest import Ingestor
-    from annotate.records import write_jsonl
+    """One size, in a fresh process: the same job function `annotate ingest` runs (run_ingest)."""
+    from annotate.ingest import run_ingest
 
-    ingestor = Ingestor(near_threshold=near_threshold)
     start = time.perf_counter()
-    written = write_jsonl(out, ingestor.run([corpus]))
+    summary = run_ingest([corpus], out, near_threshold=near_threshold)
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"articles": ingestor.report.articles, "chunks": written, "seconds": round(seconds, 2),
-                      "articles_per_s": round(ingestor.report.articles / seconds), "peak_rss_mib": round(peak_mib, 1)}))
+    print(json.dumps({"articles": summary["articles"], "chunks": summary["written"], "seconds": round(seconds, 2),
+                      "articles_per_s": round(summary["articles"] / seconds), "peak_rss_mib": round(peak_mib, 1)}))
 
 
 def main() -> None:

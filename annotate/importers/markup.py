@@ -292,7 +292,7 @@ def import_markup(paths: Iterable[Path | str], out: Path | str | None = None, *,
     invalid. ``meta.source`` is ``<seeds_out>/<file name>`` (default ``seeds/<file name>``).
     """
     from ..errors import ValidationError
-    from ..records import atomic_writer, write_jsonl
+    from ..records import OutputSet, write_jsonl
     from ..schema import load_schema
 
     seeds_dir = Path(seeds_out).as_posix() if seeds_out is not None else "seeds"
@@ -300,13 +300,11 @@ def import_markup(paths: Iterable[Path | str], out: Path | str | None = None, *,
     violations = _violations(docs, load_schema(schema_path))
     if violations:
         raise ValidationError(violations, source="markup")
-    if out is not None:
-        write_jsonl(Path(out) / "labelled.jsonl", docs)
-    if seeds_out is not None:
-        Path(seeds_out).mkdir(parents=True, exist_ok=True)
-        for art in arts:
-            with atomic_writer(Path(seeds_out) / art.path.name) as fh:
-                fh.write(art.seed_text)
+    with OutputSet() as outputs:  # the records and every seed file land together, or none does
+        if out is not None:
+            write_jsonl(outputs.path(Path(out) / "labelled.jsonl"), docs)
+        for art in arts if seeds_out is not None else []:
+            outputs.path(Path(seeds_out) / art.path.name).write_text(art.seed_text, encoding="utf-8")
     report.update({"out": None if out is None else str(out), "seeds_out": None if seeds_out is None else str(seeds_out),
                    "negated": sum(bool(r.attrs.get("negated")) for d in docs for r in d.relations),
                    "hypothetical": sum(bool(r.attrs.get("hypothetical")) for d in docs for r in d.relations)})
