@@ -74,7 +74,15 @@ def predict_docs(
 ) -> Iterator[LabelledDoc]:
     """Annotate ``articles`` with ``nlp``; yields one predicted record per article, in order."""
     annotator = f"model:{nlp.meta.get('name') or 'pipeline'}"
-    pairs = ((article.text, article) for article in articles)
+
+    def checked(items: Iterable[Article]) -> Iterator[tuple[str, Article]]:
+        for article in items:
+            if len(article.text) > nlp.max_length:
+                raise InputError(f"record {article.id!r} has {len(article.text):,} characters, over the pipeline's "
+                                 f"max_length of {nlp.max_length:,}: split it first (annotate ingest --max-chars)")
+            yield article.text, article
+
+    pairs = checked(articles)
     for doc, article in nlp.pipe(pairs, as_tuples=True, batch_size=batch_size, n_process=n_process):
         record = record_from_doc(doc, doc_id=article.id, meta=article.meta, status=STATUS)
         record.annotator = annotator

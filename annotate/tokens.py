@@ -97,9 +97,17 @@ def tweak_tokenizer(nlp: Language) -> Language:
     return nlp
 
 
+TOKENIZER_MAX_LENGTH = 100_000_000  # the tokenizer alone has no use for spaCy's 1,000,000-character guard
+
+
 def make_nlp(lang: str = "en") -> Language:
-    """A blank pipeline with the tweaked tokenizer (what ``annotate docbin`` and ``annotate publish`` tokenize with)."""
-    return tweak_tokenizer(spacy.blank(lang))
+    """A blank pipeline with the tweaked tokenizer (what ``annotate docbin`` and ``annotate publish`` tokenize with).
+
+    spaCy refuses texts over ``nlp.max_length`` (1,000,000 characters, E088) to protect parser and NER memory;
+    a tokenizer-only pipeline does not need that guard, so a long record converts instead of failing."""
+    nlp = tweak_tokenizer(spacy.blank(lang))
+    nlp.max_length = TOKENIZER_MAX_LENGTH
+    return nlp
 
 
 # --------------------------------------------------------------------------------------------- records -> Doc

@@ -285,3 +285,20 @@ def test_docbin_outputs_land_together(tmp_path):
     assert bad.exit_code == 1
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == {k: v for k, v in before.items()
                                                                             if k != "docbin-report.json"}
+
+
+def test_a_record_over_a_million_characters(tmp_path):
+    """spaCy's E088 guard: docbin (tokenizer only) converts it; a model run stops with one line naming the record."""
+    text = "Paris. " * 150_000  # 1,050,000 characters
+    big = _write(tmp_path / "big.jsonl", [{"id": "big", "text": text, "meta": {"article_id": "big"},
+                                           "entities": [{"id": "e1", "start": 0, "end": 5, "label": "GPE"}], "relations": []}])
+    ok = CliRunner().invoke(app, ["docbin", str(big), "--out", str(tmp_path / "bins"), "--ratios", "1,0,0", "--json"])
+    assert ok.exit_code == 0, ok.output
+    import spacy
+
+    from annotate.errors import InputError
+    from annotate.predict import predict_docs
+    from annotate.records import read_docs
+
+    with pytest.raises(InputError, match="record 'big' has 1,050,000 characters, over the pipeline's max_length"):
+        list(predict_docs(spacy.blank("en"), read_docs(big)))
