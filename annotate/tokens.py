@@ -50,6 +50,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
+from .errors import InputError
 from .records import Entity, LabelledDoc
 
 SPANS_KEY = "entities"
@@ -186,7 +187,7 @@ def _align(doc: Doc, ent: Entity, misaligned: str) -> tuple[Span | None, str | N
 def select_ents(spans: Iterable[Span], overlap: str = "longest") -> list[Span]:
     """Choose non-overlapping spans for ``doc.ents`` by the overlap policy (see the module docstring)."""
     if overlap not in OVERLAP_POLICIES:
-        raise ValueError(f"overlap policy must be one of {OVERLAP_POLICIES}, got {overlap!r}")
+        raise InputError(f"overlap policy must be one of {OVERLAP_POLICIES}, got {overlap!r}")
     sign = -1 if overlap == "longest" else 1
     ordered = sorted(spans, key=lambda s: (sign * len(s), s.start, s.end))
     taken: set[int] = set()
@@ -204,7 +205,7 @@ def doc_from_record(
 ) -> tuple[Doc, AlignmentReport]:
     """Build the ``Doc`` for one record (see the module docstring for what it carries)."""
     if misaligned not in MISALIGNED_POLICIES:
-        raise ValueError(f"misaligned policy must be one of {MISALIGNED_POLICIES}, got {misaligned!r}")
+        raise InputError(f"misaligned policy must be one of {MISALIGNED_POLICIES}, got {misaligned!r}")
     report = AlignmentReport()
     doc = nlp.make_doc(record.text)
     spans: dict[str, Span] = {}
@@ -266,7 +267,7 @@ def hash_split(key: str, *, seed: int = 0, ratios: tuple[float, float, float] = 
     """Map ``key`` to train/dev/test by a seeded SHA-256 hash: stable when other keys come and go."""
     total = sum(ratios)
     if total <= 0 or any(r < 0 for r in ratios) or len(ratios) != len(SPLITS):
-        raise ValueError(f"ratios must be three non-negative numbers with a positive sum, got {ratios!r}")
+        raise InputError(f"ratios must be three non-negative numbers with a positive sum, got {ratios!r}")
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / HASH_SCALE
     cumulative = 0.0
@@ -280,7 +281,7 @@ def hash_split(key: str, *, seed: int = 0, ratios: tuple[float, float, float] = 
 def date_split(date: str | None, *, dev_from: str, test_from: str) -> str:
     """train before ``dev_from``, dev before ``test_from``, test from then on (ISO dates compare as text)."""
     if not date:
-        raise ValueError("a date split needs meta.date on every record")
+        raise InputError("a date split needs meta.date on every record")
     if date >= test_from:
         return "test"
     return "dev" if date >= dev_from else "train"

@@ -73,7 +73,7 @@ def test_docbin_overlap_policy_keeps_every_span_in_group(nlp, overlap, in_ents):
 
 
 def test_docbin_select_ents_rejects_unknown_policy(nlp):
-    with pytest.raises(ValueError, match="overlap policy"):
+    with pytest.raises(InputError, match="overlap policy"):
         select_ents([], "widest")
 
 
