@@ -132,7 +132,7 @@ def build_docbins(
     for record in records:
         try:
             split = assign_split(record, seed=seed, ratios=ratios, dates=dates)
-        except ValueError as err:
+        except (ValueError, InputError) as err:
             raise InputError(f"record {record.id!r}: {err}") from err
         doc, report = doc_from_record(nlp, record, misaligned=misaligned, overlap=overlap)
         doc.user_data["annotate_id"] = record.id
