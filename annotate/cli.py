@@ -172,6 +172,7 @@ def tasks_cmd(
     unit: Annotated[OffsetUnit, typer.Option(help="Offset unit of the Doccano UI: utf16 (default projects), grapheme, codepoint.")] = OffsetUnit.utf16,
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn articles into Doccano import tasks, optionally with suggested spans and relations.
@@ -186,7 +187,7 @@ def tasks_cmd(
     gate = _gate(articles, sch, skip_invalid)
     summary = run_tasks(gate(progress(read_docs(articles), "reading")), out, unit=unit.value, patterns=patterns,
                         patterns_file=patterns_file, model=model, schema=sch,
-                        wrap=lambda docs: progress(docs, "suggesting"))
+                        wrap=lambda docs: progress(docs, "suggesting"), force=force)
     summary.update(_gate_summary(gate))
     report(summary, as_json=as_json, title="tasks")
 
@@ -473,6 +474,7 @@ def docbin_cmd(
     overlap: Annotated[Overlap, typer.Option(help="Overlapping spans in doc.ents: keep the longest or shortest.")] = Overlap.longest,
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Records -> spaCy DocBins with a deterministic article-level train/dev/test split.
@@ -492,7 +494,7 @@ def docbin_cmd(
     if date_values is not None:
         docs = _with_iso_dates(docs)
     summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
-                            misaligned=misaligned.value, overlap=overlap.value)
+                            misaligned=misaligned.value, overlap=overlap.value, force=force)
     summary.update(_gate_summary(*gates))
     rows = [("docs", summary["docs"]), ("articles", summary["articles"]), ("policies", f"{misaligned.value}/{overlap.value}")]
     rows += [(label, counts) for label, counts in summary["alignment"]["entities"].items()]
@@ -538,6 +540,7 @@ def predict_cmd(
     out: Annotated[Path, typer.Option("--out", help="Predicted records JSONL.")],
     batch_size: Annotated[int, typer.Option(help="Documents per nlp.pipe batch.")] = 64,
     n_process: Annotated[int, typer.Option("--n-process", help="Worker processes for nlp.pipe.")] = 1,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict entities and relations on articles; the output feeds `annotate tasks` as pre-annotations.
@@ -547,7 +550,8 @@ def predict_cmd(
     from .predict import predict
 
     bar = progress(iter(int, 1), "predict")  # an endless counter: one step per record written
-    summary = predict(model, inputs, out, batch_size=batch_size, n_process=n_process, on_record=lambda _: next(bar))
+    summary = predict(model, inputs, out, batch_size=batch_size, n_process=n_process, on_record=lambda _: next(bar),
+                      force=force)
     bar.close()
     report(summary, as_json=as_json, title=f"Predictions in {out}")
 

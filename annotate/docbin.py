@@ -26,7 +26,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.util import registry
 
 from .errors import InputError, OutputError
-from .records import Entity, LabelledDoc, OutputSet, Relation, atomic_path, write_json, write_jsonl
+from .records import Entity, LabelledDoc, OutputSet, Relation, atomic_path, count_lines, write_json, write_jsonl
 from .tokens import (
     DEFAULT_RATIOS,
     DIRECTION_MARKS,
@@ -116,6 +116,7 @@ def build_docbins(
     dates: tuple[str, str] | None = None,
     misaligned: str = "expand",
     overlap: str = "longest",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write ``{train,dev,test}.spacy``, the same splits as records (``{train,dev,test}.jsonl``, for
     ``annotate evaluate MODEL DATA`` and publishing) and ``docbin-report.json`` into ``out_dir``; return
@@ -149,6 +150,10 @@ def build_docbins(
     }
     if not sum(counts.values()):
         raise InputError("no records to convert: nothing written")
+    before = sum(count_lines(out / f"{name}.jsonl") for name in SPLITS)
+    if before > sum(counts.values()) and not force:
+        raise OutputError(f"{out}: its splits hold {before} records, this run would replace them with "
+                          f"{sum(counts.values())}; pass --force to overwrite them")
     with OutputSet() as outputs:  # the seven files land together, or none does
         for name in SPLITS:
             _write_docbin(bins[name], outputs.path(out / f"{name}.spacy"))

@@ -24,7 +24,7 @@ from spacy.language import Language
 
 from .docbin import record_from_doc
 from .errors import InputError
-from .records import Article, LabelledDoc, read_articles, write_jsonl
+from .records import Article, LabelledDoc, OutputSet, read_articles, refuse_fewer, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,10 @@ def predict_docs(
 
 def predict(
     model: Path | str, inputs: Iterable[Path | str], out: Path | str, *,
-    batch_size: int = DEFAULT_BATCH_SIZE, n_process: int = 1, on_record: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE, n_process: int = 1, on_record: Any = None, force: bool = False,
 ) -> dict[str, Any]:
-    """Write predicted records for ``inputs`` to ``out`` (JSONL, atomically); return counts.
+    """Write predicted records for ``inputs`` to ``out`` (JSONL, atomically; never replacing a file that holds more
+    records unless ``force``); return counts.
 
     ``on_record`` (optional callable) is called once per record written, e.g. to advance a progress bar.
     """
@@ -109,5 +110,7 @@ def predict(
                 on_record(record)
             yield record
 
-    write_jsonl(out, counted())
+    with OutputSet() as outputs:  # streamed into a temporary file; compared with the old output before it is replaced
+        write_jsonl(outputs.path(out), counted())
+        refuse_fewer(out, counts["docs"], force=force, what="predicted records")
     return {"model": str(model), "out": str(out), "pipeline": nlp.pipe_names, **counts}

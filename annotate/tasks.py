@@ -145,13 +145,13 @@ def to_tasks(docs: Iterable[Article], *, unit: Unit = "utf16") -> Iterator[dict[
 
 def run_tasks(
     docs: Iterable[LabelledDoc], out: Any, *, unit: Unit = "utf16", patterns: bool = False, patterns_file: Any = None,
-    model: Any = None, schema: Any = None, wrap: Any = None,
+    model: Any = None, schema: Any = None, wrap: Any = None, force: bool = False,
 ) -> dict[str, Any]:
     """The ``annotate tasks`` job: optional suggestions (a trained pipeline, or the gazetteer / a patterns file),
     then one Doccano import row per record, written atomically; returns the summary. ``wrap`` (optional) wraps
     the suggestion stream, e.g. with a progress bar."""
     from .preannotate import suggestion_counts
-    from .records import write_jsonl
+    from .records import refuse_fewer, write_jsonl
 
     if unit not in UNITS:
         raise InputError(f"unknown offset unit {unit!r} (expected one of {', '.join(UNITS)})")
@@ -169,6 +169,7 @@ def run_tasks(
         docs, source = PatternSuggester(schema, patterns_file).suggest(docs), "patterns"
     if source is not None:
         docs = list(wrap(docs) if wrap is not None else docs)
+    refuse_fewer(out, len(docs), force=force, what="tasks")
     written = write_jsonl(out, to_tasks(docs, unit=unit), ensure_ascii=True)
     ents, rels = suggestion_counts(docs)
     return {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,

@@ -162,6 +162,9 @@ def _setup(tmp: Path) -> None:
         path = tmp / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     (tmp / "folder").mkdir()
+    (tmp / "splits").mkdir()
+    (tmp / "splits" / "train.jsonl").write_text("".join(json.dumps(GOOD | {"id": f"s{i}"}) + "\n" for i in range(3)),
+                                                encoding="utf-8")
     (tmp / "emptydir").mkdir()
     (tmp / "earlier.jsonl").write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD | {"id": "d2"}) + "\n"
                                        + json.dumps(GOOD | {"id": "d3"}) + "\n", encoding="utf-8")
@@ -205,6 +208,8 @@ CASES = [
     ("docbin ratios infinite", ["docbin", "good.jsonl", "--out", "b", "--ratios", "inf,1,1"], 2, "finite", None),
     ("docbin malformed", ["docbin", "trunc.jsonl", "--out", "b"], 1, "trunc.jsonl:1: malformed JSON", None),
     ("docbin no records", ["docbin", "empty.jsonl", "--out", "b"], 1, "no records to convert", None),
+    ("docbin fewer than before", ["docbin", "good.jsonl", "--out", "splits"], 1, "pass --force", "splits/train.jsonl"),
+    ("tasks fewer than before", ["tasks", "good.jsonl", "--out", "earlier.jsonl"], 1, "pass --force", "earlier.jsonl"),
     ("evaluate against not JSON", ["evaluate", "--pred", "good.jsonl", "--gold", "good.jsonl", "--against", "notjson.json"], 1,
      "notjson.json:1: not valid JSON", None),
     ("evaluate model and pred", ["evaluate", "folder", "good.jsonl", "--pred", "good.jsonl", "--gold", "good.jsonl"], 2,
