@@ -132,8 +132,10 @@ class LabelledDoc(Article):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabelledDoc:
         _require(data, ("id", "text"), "record")
-        entities = data.get("entities") or []
-        relations = data.get("relations") or []
+        entities = data.get("entities")
+        relations = data.get("relations")
+        entities = [] if entities is None else entities
+        relations = [] if relations is None else relations
         if not isinstance(entities, list) or not isinstance(relations, list):
             raise ValueError("'entities' and 'relations' must be lists")
         return cls(
