@@ -316,6 +316,19 @@ def parse_member(spec: str) -> tuple[str, str]:
     return username, ROLES[role]
 
 
+def check_members(conn: Connection, members: Iterable[tuple[str, str]]) -> None:
+    """Raise :class:`DoccanoError` naming every member that is not a user on the server (nothing is changed)."""
+    missing = []
+    for username, _role in members:
+        with api_errors(conn, f"looking up user {username!r}"):
+            found = [u for u in conn.client.search_users(username) if u.username == username]
+        if not found:
+            missing.append(username)
+    if missing:
+        raise DoccanoError(f"user(s) {', '.join(map(repr, missing))} not found at {conn.url}: create them first "
+                           "(annotate doccano users-add NAME); nothing was changed on the server")
+
+
 def add_members(conn: Connection, project: ProjectRef, members: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Add users to the project with a role (or change an existing member's role). Returns user -> role."""
     with api_errors(conn, f"listing members of project {project.name!r}"):
@@ -413,7 +426,12 @@ def push(
     members: Iterable[tuple[str, str]] = (),
     grapheme_mode: bool = False,
 ) -> PushResult:
-    """Create/update the project from ``schema``, add ``members``, upload the records not already there."""
+    """Create/update the project from ``schema``, add ``members``, upload the records not already there.
+
+    Every member must be an existing Doccano user with a known role: that is checked before anything on the
+    server changes, so a push with a typo in ``--member`` does not leave a half-made project behind."""
+    members = list(members)
+    check_members(conn, members)
     project, created = ensure_project(conn, project_name, schema, grapheme_mode=grapheme_mode)
     added = add_members(conn, project, members)
     present = {} if created else existing_record_ids(conn, project)

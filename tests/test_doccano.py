@@ -498,3 +498,14 @@ def test_doccano_label_unknown_label_is_one_line(live_doccano) -> None:
     bad = replace(gold_records()[0], entities=[Entity("e1", 0, 2, "PLANET")], relations=[])
     with pytest.raises(DoccanoError, match="label\\(s\\) PLANET not in project 'label-bad'"):
         doccano.label(doccano.connect(live_doccano.url, live_doccano.users["erin"]), "label-bad", [bad])
+
+
+@pytest.mark.doccano
+@pytest.mark.slow
+def test_doccano_push_with_unknown_member_changes_nothing(live_doccano) -> None:
+    live_doccano.user("frank")
+    admin = doccano.connect(live_doccano.url, live_doccano.admin)
+    with pytest.raises(DoccanoError, match=r"user\(s\) 'nobody-here' not found .*nothing was changed"):
+        doccano.push(admin, "typo-project", gold_records()[:1], SCHEMA,
+                     members=[("frank", "annotator"), ("nobody-here", "annotator")])
+    assert doccano.find_project(admin, "typo-project") is None
