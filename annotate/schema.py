@@ -342,6 +342,17 @@ def _example_lines(example: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------------- validation gate
 
 
+def record_problems(doc: LabelledDoc, schema: Schema, seen: set[tuple[str, str | None]]) -> list[Violation]:
+    """:func:`validate_doc` plus a record id already in ``seen`` for the same annotator (``seen`` is updated)."""
+    problems = validate_doc(doc, schema)
+    key = (doc.id, doc.annotator)
+    if key in seen:
+        who = f" for annotator {doc.annotator!r}" if doc.annotator else ""
+        problems.append(Violation(doc.id, f"record id {doc.id!r} appears twice{who}"))
+    seen.add(key)
+    return problems
+
+
 @dataclass
 class Gate:
     """Records on their way into a command, validated one by one (:func:`validate_doc`, plus a repeated record
@@ -357,12 +368,7 @@ class Gate:
 
     def __call__(self, docs: Iterable[LabelledDoc]) -> Iterator[LabelledDoc]:
         for doc in docs:
-            problems = validate_doc(doc, self.schema)
-            key = (doc.id, doc.annotator)
-            if key in self._seen:
-                who = f" for annotator {doc.annotator!r}" if doc.annotator else ""
-                problems.append(Violation(doc.id, f"record id {doc.id!r} appears twice{who}"))
-            self._seen.add(key)
+            problems = record_problems(doc, self.schema, self._seen)
             if not problems:
                 yield doc
             elif self.skip_invalid:
@@ -382,9 +388,5 @@ def validate_records(docs: Iterable[LabelledDoc], schema: Schema) -> tuple[int, 
     n = 0
     for doc in docs:
         n += 1
-        violations.extend(validate_doc(doc, schema))
-        if (doc.id, doc.annotator) in seen:
-            who = f" for annotator {doc.annotator!r}" if doc.annotator else ""
-            violations.append(Violation(doc.id, f"record id {doc.id!r} appears twice{who}"))
-        seen.add((doc.id, doc.annotator))
+        violations.extend(record_problems(doc, schema, seen))
     return n, violations

@@ -8,11 +8,12 @@ import pytest
 
 from annotate.errors import InputError, OutputError
 from annotate.importers import _corpus
-from annotate.importers._corpus import count_records, write_corpus
+from annotate.importers._corpus import write_corpus
 from annotate.importers.crossner import import_conll, read_crossner
 from annotate.importers.crossre import import_crossre, read_crossre
 from annotate.importers.re3d import import_re3d, read_re3d
 from annotate.records import Entity, LabelledDoc, read_docs
+from annotate.records import count_lines as count_records
 
 FILES = ("import-report.json", "labelled.jsonl", "schema.yaml")
 
@@ -91,7 +92,7 @@ def test_read_without_records_is_an_input_error(tmp_path, fmt):
 def test_fewer_records_do_not_replace_an_earlier_corpus(importer):
     make, run, out = importer
     before = _snapshot(out)
-    with pytest.raises(OutputError, match=r"out/labelled\.jsonl holds 2 records and this import only 1; not replacing"):
+    with pytest.raises(OutputError, match=r"out/labelled\.jsonl: holds 2 records, this run would replace them with 1; pass --force"):
         run(make(1), out)
     assert _snapshot(out) == before
 

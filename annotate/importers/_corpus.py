@@ -20,20 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, OutputError
-from ..records import LabelledDoc, OutputSet, count_lines, dumps
+from ..records import LabelledDoc, OutputSet, dumps, refuse_fewer
 from ._schema import dump_schema
 
 LABELLED = "labelled.jsonl"
 SCHEMA = "schema.yaml"
 REPORT = "import-report.json"
-
-
-def count_records(path: Path | str) -> int:
-    """How many records a JSONL file holds (its non-blank lines; the lines are not parsed)."""
-    try:
-        return count_lines(path)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot read the earlier records ({err.strerror or err})") from err
 
 
 def _write_records(handle: IO[str], records: Sequence[LabelledDoc]) -> None:
@@ -71,11 +63,10 @@ def write_corpus(out: Path | str, records: Sequence[LabelledDoc], schema: dict[s
     labelled, schema_path, report_path = out / LABELLED, out / SCHEMA, out / REPORT
     if not records:
         raise InputError(f"no records to write to {labelled}")
-    if not force and labelled.is_file():
-        earlier = count_records(labelled)
-        if earlier > len(records):
-            raise OutputError(f"{labelled} holds {earlier} records and this import only {len(records)}; "
-                              "not replacing it with fewer (write to another folder, remove it, or --force)")
+    try:
+        refuse_fewer(labelled, len(records), force=force)
+    except OSError as err:
+        raise OutputError(f"{labelled}: cannot read the earlier records ({err.strerror or err})") from err
     with OutputSet() as outputs:
         _prepare(outputs, labelled, _write_records, records)
         _prepare(outputs, schema_path, lambda handle, data: dump_schema(data, handle), schema)
