@@ -435,22 +435,6 @@ def _date_pair(value: str) -> tuple[str, str]:
     return first.isoformat(), second.isoformat()
 
 
-def _with_iso_dates(docs: Iterable[Any]) -> Iterator[Any]:
-    """A date split needs every record's ``meta.date`` as an ISO date string."""
-    from datetime import date
-
-    from .errors import InputError
-
-    for doc in docs:
-        value = doc.meta.get("date")
-        try:
-            date.fromisoformat(value)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"record {doc.id!r}: meta.date {value!r} is not an ISO date (YYYY-MM-DD); "
-                             "--dates needs one on every record") from err
-        yield doc
-
-
 def _floats(value: str, n: int, option: str) -> tuple[float, ...]:
     try:
         parts = tuple(float(x) for x in value.split(","))
@@ -491,8 +475,6 @@ def docbin_cmd(
     sch = load_schema(schema)
     gates = [_gate(path, sch, skip_invalid) for path in records]
     docs = (doc for path, gate in zip(records, gates) for doc in gate(progress(read_docs(path), f"docbin {path.name}")))
-    if date_values is not None:
-        docs = _with_iso_dates(docs)
     summary = build_docbins(docs, out, seed=seed, ratios=ratio_values, dates=date_values,  # type: ignore[arg-type]
                             misaligned=misaligned.value, overlap=overlap.value, force=force)
     summary.update(_gate_summary(*gates))

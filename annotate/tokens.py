@@ -39,6 +39,7 @@ The spaCy registry entry for the tokenizer tweaks (``annotate.tokenizer_tweaks.v
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
@@ -282,6 +283,10 @@ def date_split(date: str | None, *, dev_from: str, test_from: str) -> str:
     """train before ``dev_from``, dev before ``test_from``, test from then on (ISO dates compare as text)."""
     if not date:
         raise InputError("a date split needs meta.date on every record")
+    try:
+        datetime.date.fromisoformat(date)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"meta.date {date!r} is not an ISO date (YYYY-MM-DD); --dates needs one on every record") from err
     if date >= test_from:
         return "test"
     return "dev" if date >= dev_from else "train"

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 from annotate.docbin import build_docbins
-from annotate.evaluate import compare, evaluate, predict_given_gold
+from annotate.evaluate import compare, run_evaluate
 from annotate.importers.re3d import import_re3d
-from annotate.predict import load_model, predict_docs
 from annotate.records import read_docs
 from annotate.schema import load_schema
 from annotate.train import train
@@ -31,9 +30,7 @@ BASELINE_MODEL = ROOT / "build" / "model" / "train" / "model-best"  # the run th
 
 
 def scores(model: Path, gold: list, schema) -> dict:
-    nlp = load_model(model)
-    return evaluate(list(predict_docs(nlp, gold)), gold, schema=schema, n_boot=1000, seed=0,
-                    given_gold=list(predict_given_gold(nlp, gold)))
+    return run_evaluate(gold, model=model, schema=schema, n_boot=1000, seed=0)[0]
 
 
 def main() -> None:

@@ -24,10 +24,9 @@ import srsly
 import yaml
 
 from annotate.docbin import build_docbins
-from annotate.evaluate import evaluate, predict_given_gold
-from annotate.predict import load_model, predict_docs
+from annotate.evaluate import run_evaluate
 from annotate.records import read_docs
-from annotate.reports import _md_table, VIEW_COLUMNS, view_rows, write_outputs
+from annotate.reports import VIEW_COLUMNS, _md_table, view_rows
 from annotate.schema import load_schema
 from annotate.train import train
 
@@ -85,7 +84,7 @@ def card(metrics: dict, meta: dict, summary: dict, split_docs: dict) -> str:
              f"- Config: `models/configs/ner-rel-md.cfg` (sha256 {summary['config_sha256'][:16]}...), "
              f"overrides {json.dumps(summary['overrides'])}; {summary['train_seconds']} s on the build machine's CPU.", "",
              "## Test-split metrics", "",
-             f"{metrics['documents']} test records; 95% intervals from {metrics.get('n_boot', 1000)} bootstrap resamples of "
+             f"{metrics['documents']} test records; 95% intervals from {metrics['bootstrap']['resamples']} bootstrap resamples of "
              "the documents (`annotate evaluate`).", "", metric_tables(metrics), "",
              "## Limitations", "",
              "- Trained on about 150 short English articles written for the project (news-like prose about real 2018-2025 "
@@ -120,13 +119,8 @@ def main() -> None:
         srsly.write_json(target / "meta.json", meta)
         schema = load_schema()
         gold = list(read_docs(bins / "test.jsonl"))
-        nlp = load_model(target)
-        metrics = evaluate(list(predict_docs(nlp, gold)), gold, schema=schema, n_boot=1000, seed=0,
-                           gold_source="test split", given_gold=list(predict_given_gold(nlp, gold)))
-        metrics["n_boot"] = 1000
-        if (SHIPPED / "eval").exists():
-            shutil.rmtree(SHIPPED / "eval")
-        write_outputs(metrics, SHIPPED / "eval")
+        metrics, _, _ = run_evaluate(gold, model=target, schema=schema, n_boot=1000, seed=0,
+                                     gold_source="test split", out=SHIPPED / "eval")
         srsly.write_json(SHIPPED / "train-summary.json", {**summary, "split": split["docs"], "model": str(target.relative_to(ROOT))})
     metrics = srsly.read_json(SHIPPED / "eval" / "metrics.json")
     summary = srsly.read_json(SHIPPED / "train-summary.json")

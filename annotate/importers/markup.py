@@ -210,9 +210,8 @@ def to_records(art: MarkupArticle, *, source: str, annotator: str = "gold",
     return docs
 
 
-def read_markup(paths: Iterable[Path | str], *, seeds_dir: str = "seeds", annotator: str = "gold",
-                max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[MarkupArticle], list[LabelledDoc], dict[str, Any]]:
-    """Parse markup files (or folders of ``*.txt``); return the articles, their records and a report."""
+def markup_files(paths: Iterable[Path | str]) -> list[Path]:
+    """The markup files named, folders expanded to their ``*.txt`` (sorted)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -224,6 +223,13 @@ def read_markup(paths: Iterable[Path | str], *, seeds_dir: str = "seeds", annota
             files.append(path)
         else:
             raise InputError("no such file or folder", path=path)
+    return files
+
+
+def read_markup(paths: Iterable[Path | str], *, seeds_dir: str = "seeds", annotator: str = "gold",
+                max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[MarkupArticle], list[LabelledDoc], dict[str, Any]]:
+    """Parse markup files (or folders of ``*.txt``); return the articles, their records and a report."""
+    files = markup_files(paths)
     arts, docs = [], []
     ids: dict[str, Path] = {}
     for path in files:
@@ -330,19 +336,17 @@ def check_markup(paths: Iterable[Path | str], *, schema_path: Path | str | None 
     schema = load_schema(schema_path)
     problems: list[str] = []
     docs: list[LabelledDoc] = []
-    files = 0
-    for path in map(Path, paths):
-        for file in (sorted(path.glob("*.txt")) if path.is_dir() else [path]):
-            files += 1
-            try:
-                recs = to_records(parse_markup(file), source=f"seeds/{file.name}")
-            except InputError as err:
-                problems.append(str(err))
-                continue
-            problems.extend(_violations(recs, schema))
-            docs.extend(recs)
+    files = markup_files(paths)
+    for file in files:
+        try:
+            recs = to_records(parse_markup(file), source=f"seeds/{file.name}")
+        except InputError as err:
+            problems.append(str(err))
+            continue
+        problems.extend(_violations(recs, schema))
+        docs.extend(recs)
     words = [len(d.text.split()) for d in docs]
-    report = {"files": files, "documents": len(docs), "words": sum(words),
+    report = {"files": len(files), "documents": len(docs), "words": sum(words),
               "entities": dict(sorted(Counter(e.label for d in docs for e in d.entities).items())),
               "relations": dict(sorted(Counter(r.label for d in docs for r in d.relations).items())),
               "problems": len(problems)}
