@@ -224,10 +224,18 @@ def test_package_wheel_installs_in_fresh_venv_and_predicts(packaged, tmp_path):
     root, report = packaged
     wheel = Path(report["wheel"])
     assert wheel.name == WHEEL and wheel.parent == root / "dist" / f"{NAME}-{VERSION}"
+    def install(python: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
+                               "--quiet", str(wheel)], capture_output=True, text=True, check=False)
+
+    # the requirements are declared: an environment without spaCy and annotate refuses the wheel
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    refused = install(tmp_path / "bare" / "bin" / "python")
+    assert refused.returncode != 0
+    assert re.search(r"No matching distribution found for (annotate|spacy)", refused.stderr)
     python = _fresh_venv(tmp_path / "venv")
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
-                              "--quiet", str(wheel)], capture_output=True, text=True, check=False)
-    assert install.returncode == 0, install.stderr
+    installed = install(python)
+    assert installed.returncode == 0, installed.stderr
     script = tmp_path / "load.py"
     script.write_text(LOAD, encoding="utf-8")
     run = subprocess.run([str(python), str(script), NAME], capture_output=True, text=True, check=False, cwd=tmp_path)
