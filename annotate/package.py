@@ -117,6 +117,17 @@ def read_metrics(model: Path, metrics: Path | None) -> tuple[Path, dict[str, Any
     return path, data
 
 
+def read_train_summary(model: Path) -> dict[str, Any] | None:
+    """``<model>/../train-summary.json`` of `annotate train` (the split sizes, for the card), if there is one."""
+    path = model.parent / "train-summary.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"unreadable training summary ({err})", path=path) from err
+
+
 # ----------------------------------------------------------------------------------------- the card
 
 def _scored(view: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -181,9 +192,9 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], *, name: str, vers
               f"finds {len(entity_labels)} entity labels and links them with {len(relation_labels)} relation types "
               "(each with `negated`/`hypothetical` attributes), built with the `annotate` toolkit."), "",
              "## Use", "",
-             ("The package needs the `annotate` toolkit installed (it registers the `relation_extractor` and "
-              "`label_filter` components through entry points; pip installs it as a requirement where an index "
-              "has it, else install it from its repository first):"), "",
+             ("The package needs the `annotate` toolkit (it registers the `relation_extractor` and `label_filter` "
+              "components through entry points): install it from its repository first. PyPI's `annotate` is an "
+              "unrelated project; the version range the wheel requires keeps pip from taking it."), "",
              "```bash", f"pip install {name}-{version}-py3-none-any.whl", "```", "",
              "```python", "import spacy", "", f'nlp = spacy.load("{name}")',
              'doc = nlp("Macron is President of France.")', "print([(e.text, e.label_) for e in doc.ents])",
@@ -273,6 +284,9 @@ def _spacy_package(stage: Path, work: Path, *, source: Path) -> Path:
 
     try:
         package(stage, work, create_sdist=False, create_wheel=False, require_parent=True, silent=True)
+    except (OSError, ValueError) as err:  # spaCy loads the pipeline to fill in meta.json
+        detail = str(err).replace(str(stage), str(source)).replace("\n", " ")  # name the model, not our copy
+        raise InputError(f"cannot load the spaCy pipeline ({detail})", path=source) from err
     except SystemExit as err:  # spaCy's packaging reports its own failures by exiting
         raise OutputError(f"{source}: spaCy's packaging refused this pipeline (exit {err.code}); run "
                           f"`python -m spacy package {source} /tmp --build none` to see why") from err
@@ -312,8 +326,7 @@ def build_package(model: Path | str, out: Path | str, *, name: str, version: str
     check_name(name, meta["lang"])
     check_version(version)
     metrics_path, scores = read_metrics(model, None if metrics is None else Path(metrics))
-    summary_path = model.parent / "train-summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
+    summary = read_train_summary(model)
     card = model_card(scores, meta, name=name, version=version, summary=summary, dataset=dataset, split=split,
                       license_id=license_id)
     folder = out / f"{name}-{version}"

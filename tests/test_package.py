@@ -149,6 +149,7 @@ def test_package_cli_rejects_bad_options(tmp_path, monkeypatch, args, message):
     ("training-output", r"run: not a spaCy pipeline folder \(no meta\.json; give the model-best folder"),
     ("no-eval", r"model: no evaluation beside the model \(.*eval/metrics\.json is missing\): run `annotate evaluate"),
     ("eval-not-metrics", r"meta\.json: not a metrics file written by `annotate evaluate`"),
+    ("no-components", r"model: cannot load the spaCy pipeline \(.*No such file or directory: '.*/run/model/tokenizer'\)"),
 ])
 def test_package_rejects_bad_model_or_metrics(tmp_path, case, message):
     from annotate.errors import InputError
