@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-quick test install doccano browser clean corpus model
+.PHONY: demo demo-quick test install doccano browser clean corpus model package
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -47,6 +47,10 @@ corpus: $(STAMP)
 # Retrain the shipped model (models/diplomacy-defence) and rewrite its card and the README's metrics table.
 model: $(STAMP)
 	$(BIN)/python scripts/build_model.py
+
+# The shipped model as an installable wheel with its model card, in dist/en_diplomacy_defence-0.1.0/.
+package: $(STAMP)
+	$(BIN)/annotate package models/diplomacy-defence/model --name en_diplomacy_defence --version 0.1.0 --out dist/
 
 test: doccano browser
 	$(BIN)/python -m pytest

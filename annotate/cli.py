@@ -670,6 +670,37 @@ def publish_cmd(
     report(summary, as_json=as_json, title=f"dataset {summary['name']}", rows=rows)
 
 
+@app.command("package")
+def package_cmd(
+    model: Annotated[Path, typer.Argument(help="Trained pipeline folder (e.g. models/diplomacy-defence/model).")],
+    name: Annotated[str, typer.Option(help="Package and import name, starting with the language: en_diplomacy_defence.")],
+    version: Annotated[str, typer.Option(help="Package version (PEP 440), e.g. 0.1.0.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parent folder; the package goes to OUT/NAME-VERSION/.")] = Path("dist"),
+    eval_metrics: Annotated[Path | None, typer.Option("--eval", help="metrics.json of `annotate evaluate --out`. Default: MODEL/../eval/metrics.json.")] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset the model was trained and scored on, for the card.")] = "diplomacy-defence",
+    split: Annotated[str, typer.Option("--eval-split", help="Which split the metrics are of, for the card.")] = "test",
+    license_id: Annotated[str, typer.Option("--license", help="Licence id for the card (Hub identifiers).")] = "cc-by-4.0",
+    push_to_hub: Annotated[str | None, typer.Option(help="Also upload the wheel and card to this Hub model repo, ORG/NAME (token in $HF_TOKEN).")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Make a new Hub repo public (default private).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build an installable wheel of a trained pipeline (spaCy's packaging) with a Hugging Face model card.
+
+    Example: annotate package models/diplomacy-defence/model --name en_diplomacy_defence --version 0.1.0 --out dist/
+    """
+    import os
+
+    from .package import build_package
+
+    summary = build_package(model, out, name=name, version=version, metrics=eval_metrics, dataset=dataset,
+                            split=split, license_id=license_id, push_to_hub=push_to_hub,
+                            token=os.environ.get("HF_TOKEN"), private=not public)
+    rows = [("wheel", summary["wheel"]), ("card", summary["card"]), ("requires", ", ".join(summary["requirements"]))]
+    if "pushed_to" in summary:
+        rows.append(("pushed to", summary["pushed_to"]))
+    report(summary, as_json=as_json, title=f"package {summary['name']} {summary['version']}", rows=rows)
+
+
 # ------------------------------------------------------------------------------- metrics commands
 # (evaluate, agreement, adjudicate, stats)
 
