@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import hub
 from .errors import InputError, OutputError
 from .records import OutputSet, write_json
 
@@ -50,7 +51,6 @@ CARD_VIEWS = (
 SCORES = ("precision", "recall", "f1")
 # an import name spaCy accepts and pip keeps as is: lowercase, the language, single underscores
 NAME_PATTERN = re.compile(r"^[a-z]{2,3}(_[a-z0-9]+)+$")
-REPO_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # spaCy's own trained pipelines, which the Hub hosts under the `spacy` organisation
 SPACY_PIPELINE = re.compile(r"^[a-z]{2}_core_(web|news)_(sm|md|lg|trf)$")
 HUB_FILES = ["README.md", "*.whl"]
@@ -321,7 +321,7 @@ def build_package(model: Path | str, out: Path | str, *, name: str, version: str
     upload the wheel and the card to the Hub model repository ``push_to_hub``. Returns the report."""
     model, out = Path(model), Path(out)
     if push_to_hub is not None:
-        check_hub_target(push_to_hub, token)
+        hub.check_target(push_to_hub, token)
     meta = read_pipeline_meta(model)
     check_name(name, meta["lang"])
     check_version(version)
@@ -355,31 +355,9 @@ def build_package(model: Path | str, out: Path | str, *, name: str, version: str
 
 # ------------------------------------------------------------------------------------------ the Hub
 
-def check_hub_target(repo_id: str, token: str | None) -> None:
-    """Before building anything: a repository id of the form ``ORG/NAME`` and a token."""
-    if not REPO_PATTERN.match(repo_id):
-        raise InputError(f"--push-to-hub {repo_id!r}: give a Hub repository as ORG/NAME")
-    if not token:
-        raise InputError("--push-to-hub needs a Hugging Face token in $HF_TOKEN")
-
-
 def push(folder: Path, repo_id: str, *, token: str | None, private: bool = True) -> str:
     """Upload the card and the wheel of ``folder`` to the Hub model repository ``repo_id`` (created if
     missing; private unless ``private=False``). Needs network and a token with write access."""
-    check_hub_target(repo_id, token)
-    from huggingface_hub import HfApi
-    from huggingface_hub import errors as hub_errors
-
-    # HfHubHTTPError: the Hub refused; HTTPError (httpx's, in huggingface_hub >= 1) and OSError (requests',
-    # before): no connection
-    failures = (hub_errors.HfHubHTTPError, OSError, getattr(hub_errors, "HTTPError", OSError))
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(folder), allow_patterns=HUB_FILES,
-                          commit_message=f"Upload {folder.name}")
-    except failures as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise OutputError(f"push of {folder} to the Hub model repo {repo_id!r} failed ({type(err).__name__}: "
-                          f"{first}); the local package is kept") from err
+    hub.upload(folder, repo_id, repo_type="model", allow_patterns=HUB_FILES, token=token, private=private,
+               what="package")
     return f"https://huggingface.co/{repo_id}"

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import hub
 from .errors import InputError, OutputError
 from .records import LabelledDoc, atomic_path, atomic_writer, write_json
 from .schema import Schema
@@ -236,6 +237,8 @@ def publish(docs: Iterable[LabelledDoc], schema: Schema, out: Path | str, *, nam
     ``data/<split>.parquet`` files left in ``out`` by an earlier run, for splits this run does not write, are
     removed (see the module docstring).
     """
+    if push_to_hub:
+        hub.check_target(push_to_hub, token)  # before anything is built
     gold = check_gold(docs, schema)
     dataset, report = build_dataset(gold, schema, seed=seed, ratios=ratios, misaligned=misaligned, overlap=overlap)
     out = Path(out)
@@ -286,16 +289,6 @@ def _moved_edges(per_label: dict[str, dict[str, int]]) -> str:
 
 def _push(folder: Path, repo_id: str, *, token: str | None, private: bool) -> str:
     """Upload the folder as a dataset repository (needs a token with write access and network)."""
-    if not token:
-        raise InputError("--push-to-hub needs a Hugging Face token in $HF_TOKEN")
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-                          allow_patterns=["README.md", "data/*.parquet"])
-    except (HfHubHTTPError, OSError) as err:
-        raise OutputError(f"push to {repo_id!r} failed: {err}".replace("\n", " ")) from err
+    hub.upload(folder, repo_id, repo_type="dataset", allow_patterns=["README.md", "data/*.parquet"], token=token,
+               private=private, what="dataset")
     return f"https://huggingface.co/datasets/{repo_id}"

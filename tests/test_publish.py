@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,25 @@ def test_publish_cli_and_push_without_token(tmp_path, monkeypatch):
     assert bad.exit_code == 1
     assert bad.stderr.strip().splitlines()[-1] == "error: --push-to-hub needs a Hugging Face token in $HF_TOKEN"
 
+
+
+@pytest.mark.parametrize("repo, message", [
+    ("not-a-repo", r"error: --push-to-hub 'not-a-repo': give a Hub repository as ORG/NAME"),
+    ("me/x", r"error: push of .* to the Hub dataset repo 'me/x' failed .*the local dataset is kept"),
+])
+def test_publish_push_failures_are_one_line_and_keep_the_dataset(tmp_path, monkeypatch, repo, message):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_token")
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: connection refused
+    result = CliRunner().invoke(app, ["publish", str(GOLD), "--out", str(tmp_path / "ds"), "--push-to-hub", repo])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(message, lines[0]), lines
+    if repo == "me/x":  # the dataset was built before the push and stays
+        assert (tmp_path / "ds" / "README.md").is_file() and list((tmp_path / "ds" / "data").glob("*.parquet"))
+    else:  # refused before anything was built
+        assert not (tmp_path / "ds").exists()
 
 # ------------------------------------------------------------------------- tokens and tags = the DocBins'
 
