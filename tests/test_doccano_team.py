@@ -5,9 +5,14 @@ per annotator. Checks first, then the same against the real Doccano 1.8.4 of con
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
+import socket
+import sqlite3
 import threading
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -317,3 +322,58 @@ def test_doccano_team_real_export_cut_short(live_doccano) -> None:
     assert [len(v) for v in doccano.parse_export_zip(data).values()] == [3]
     with pytest.raises(DoccanoError, match=r"^cut: the export is not a zip file or is cut short"):
         doccano.parse_export_zip(data[: len(data) // 2], source="cut")
+
+
+def _status(url: str, host_header: str) -> int:
+    request = urllib.request.Request(f"{url}/v1/health/", headers={"Host": host_header})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.doccano
+@pytest.mark.slow
+def test_doccano_team_loopback_server_refuses_foreign_host_headers(live_doccano) -> None:
+    port = live_doccano.url.rsplit(":", 1)[1]
+    assert _status(live_doccano.url, f"127.0.0.1:{port}") == 200
+    assert _status(live_doccano.url, "attacker.example") == 400  # DNS rebinding: Doccano alone allows any Host
+
+
+def _own_address() -> str | None:
+    """A non-loopback IPv4 address of this machine, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if ipaddress.ip_address(address).is_loopback or address == "0.0.0.0" else address
+
+
+@pytest.mark.doccano
+@pytest.mark.slow
+@pytest.mark.skipif(_own_address() is None, reason="this machine has no non-loopback IPv4 address to serve on")
+def test_doccano_team_serve_on_own_address(live_doccano, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    address = _own_address()
+    monkeypatch.setenv("ANNOTATE_DOCCANO_PASSWORD", STRONG)
+    monkeypatch.setenv("ANNOTATE_DOCCANO_VENV", str(live_doccano.venv))
+    port = doccano_server.free_port()
+    data_dir = tmp_path / "exposed"
+    data_dir.mkdir()
+    # a copy of the session server's migrated database spares this test `doccano init` (a minute on a busy machine)
+    with sqlite3.connect(live_doccano.data_dir / "db.sqlite3") as source, sqlite3.connect(data_dir / "db.sqlite3") as copy:
+        source.backup(copy)
+    (data_dir / doccano_server.INIT_MARKER).write_text("copied\n", encoding="utf-8")
+    try:
+        result = CliRunner().invoke(app, ["doccano", "serve", "--data-dir", str(data_dir), "--host", address, "--port", str(port), "--json"])
+        assert result.exit_code == 0, result.output
+        assert f"warning: Doccano will be reachable from other machines on {address} over plain HTTP" in result.stderr
+        info = json.loads(result.stdout)
+        assert (info["url"], info["allowed_hosts"]) == (f"http://{address}:{port}", ["127.0.0.1", "localhost", "::1", address])
+        assert _status(info["url"], f"{address}:{port}") == 200
+        assert _status(info["url"], "attacker.example") == 400
+        assert doccano.connect(info["url"], Credentials("admin", STRONG)).client.get_profile().is_superuser  # the password was set
+    finally:
+        doccano_server.stop(data_dir)
