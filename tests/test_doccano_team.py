@@ -18,15 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_doccano import EMOJI_TEXT, export_line, gold_records
 from typer.testing import CliRunner
 
 from annotate import doccano, doccano_server
 from annotate.cli import app
 from annotate.doccano_server import Credentials
 from annotate.errors import DoccanoError
-from annotate.records import LabelledDoc, Relation, read_docs, write_jsonl
+from annotate.records import LabelledDoc, write_jsonl
 from annotate.schema import load_schema
-from test_doccano import EMOJI_TEXT, export_line, gold_records
 
 SCHEMA = load_schema()
 STRONG = "correct-horse-battery"
@@ -210,7 +210,7 @@ def test_doccano_team_collaborative_project_pulled_per_annotator(live_doccano) -
     assert got["flag#0", "ivy"].to_dict() == ivy_docs[0].to_dict()  # her ids, attributes (negated) and offsets back
     jon_flag = got["flag#0", "jon"]
     assert [(EMOJI_TEXT[e.start : e.end], e.label) for e in jon_flag.entities] == [("Rustem Umerov", "PERSON"), ("Kyiv", "GPE")]
-    assert [(r.label, r.head, r.tail) for r in jon_flag.relations] == [("AFFILIATED_WITH", "dc%d" % ivy_umerov.id, "dc%d" % kyiv.id)]
+    assert [(r.label, r.head, r.tail) for r in jon_flag.relations] == [("AFFILIATED_WITH", f"dc{ivy_umerov.id}", f"dc{kyiv.id}")]
     # confirmation is shared in a collaborative project: ivy confirmed flag#0 for everyone
     assert (jon_flag.status, got["overlap#0", "jon"].status) == ("confirmed", "unconfirmed")
     summary = pulled.summary()
