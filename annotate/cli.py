@@ -355,7 +355,8 @@ def doccano_push_cmd(
     # a bare --member NAME takes the account role `users add --role` recorded (embedded server only)
     defaults = {} if url or all(":" in m for m in member or []) else doccano_server.default_member_roles(data_dir or doccano_server.default_data_dir())
     summary = doccano.run_push(target, _doccano_credentials(), project, tasks_or_records, load_schema(schema),
-                               members=member or [], grapheme_mode=grapheme_mode, default_roles=defaults)
+                               members=member or [], grapheme_mode=grapheme_mode, default_roles=defaults,
+                               worker_check=None if url else doccano_server.worker_checker(data_dir))
     report(summary, as_json=as_json, title=f"Pushed to {project}")
 
 
@@ -464,7 +465,8 @@ def doccano_pull_cmd(
     from .schema import load_schema
 
     target = doccano_server.resolve_url(url, data_dir)
-    summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force)
+    summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force,
+                               worker_check=None if url else doccano_server.worker_checker(data_dir))
     report(summary, as_json=as_json, title=f"Pulled {project}")
 
 # ------------------------------------------------------------------------------- training commands

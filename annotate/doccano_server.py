@@ -37,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -687,6 +688,17 @@ def _reap(pids: list[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def worker_checker(data_dir: Path | None = None) -> Callable[[], bool]:
+    """``check()``: True while the data dir's Celery worker (the pid in its pid file, re-read each time) lives."""
+    data_dir = data_dir or default_data_dir()
+
+    def check() -> bool:
+        info = read_state(data_dir)
+        return info is not None and _alive(info.worker_pid) and _is_ours(info.worker_pid)
+
+    return check
 
 
 def resolve_url(url: str | None, data_dir: Path | None = None) -> str:
