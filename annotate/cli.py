@@ -295,20 +295,27 @@ def doccano_install_cmd(
 def doccano_serve_cmd(
     data_dir: DataDirOpt = None,
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on; beyond loopback needs a strong $ANNOTATE_DOCCANO_PASSWORD.")] = "127.0.0.1",
+    allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another name clients use (a proxy's); repeatable.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the embedded Doccano (web server on 127.0.0.1 + Celery worker) in the background; print its URL.
 
     The admin is $ANNOTATE_DOCCANO_USER (default admin) with password $ANNOTATE_DOCCANO_PASSWORD; a new
-    admin without one gets a random password, shown here once.
+    admin without one gets a random password, shown here once. --host other than loopback (0.0.0.0 only
+    when written out) needs that password (12+ characters, not a default) and prints a warning.
 
     Example: ANNOTATE_DOCCANO_PASSWORD=... annotate doccano serve --port 8000
     """
     from . import doccano_server
 
-    result = doccano_server.start(data_dir, port=port, credentials=doccano_server.credentials_from_env())
+    result = doccano_server.start(data_dir, port=port, credentials=doccano_server.credentials_from_env(), host=host,
+                                  extra_hosts=tuple(allowed_host or ()))
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     summary = {"url": result.info.url, "data_dir": result.info.data_dir, "already_running": result.already_running,
-               "web_pid": result.info.web_pid, "worker_pid": result.info.worker_pid}
+               "web_pid": result.info.web_pid, "worker_pid": result.info.worker_pid, "host": result.info.host,
+               "allowed_hosts": result.info.allowed_hosts}
     report(summary, as_json=as_json, title="Doccano running")
     if result.generated_password:
         err_console.print(f"generated admin password (shown once, not stored): {result.generated_password}", markup=False)
@@ -332,7 +339,7 @@ def doccano_push_cmd(
     project: ProjectOpt,
     url: UrlOpt = None,
     schema: SchemaOpt = None,
-    member: Annotated[list[str] | None, typer.Option("--member", help="USER:ROLE (admin, annotator, approver); repeatable.")] = None,
+    member: Annotated[list[str] | None, typer.Option("--member", help="USER or USER:ROLE (admin, annotator, approver); repeatable.")] = None,
     grapheme_mode: Annotated[bool, typer.Option("--grapheme-mode", help="New project counts grapheme clusters in the UI.")] = False,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
@@ -345,8 +352,11 @@ def doccano_push_cmd(
     from .schema import load_schema
 
     target = doccano_server.resolve_url(url, data_dir)
+    # a bare --member NAME takes the account role `users add --role` recorded (embedded server only)
+    defaults = {} if url or all(":" in m for m in member or []) else doccano_server.default_member_roles(data_dir or doccano_server.default_data_dir())
     summary = doccano.run_push(target, _doccano_credentials(), project, tasks_or_records, load_schema(schema),
-                               members=member or [], grapheme_mode=grapheme_mode)
+                               members=member or [], grapheme_mode=grapheme_mode, default_roles=defaults,
+                               worker_check=None if url else doccano_server.worker_checker(data_dir))
     report(summary, as_json=as_json, title=f"Pushed to {project}")
 
 
@@ -371,16 +381,23 @@ def doccano_label_cmd(
     report(summary, as_json=as_json, title=f"Labelled in {project} as {summary['annotator']}")
 
 
-@doccano_app.command("users-add")
+users_app = typer.Typer(help="Accounts of the embedded Doccano: add one, list them.", no_args_is_help=True)
+doccano_app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
 def doccano_users_add_cmd(
-    username: Annotated[str, typer.Argument(help="The new annotator's user name.")],
+    username: Annotated[str, typer.Argument(help="The new user's name.")],
+    role: Annotated[str, typer.Option("--role", help="annotator (default), approver: an ordinary account, the role `push --member NAME` "
+                                       "gives; admin: a Doccano superuser (creates projects, pushes, pulls).")] = "annotator",
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a Doccano user in the local server's database (password from $ANNOTATE_NEW_PASSWORD, else generated and shown once).
+    """Create a Doccano account (or update its role and password) in the local server's database.
 
-    Give the user a role in a project with `doccano push --member NAME:annotator`.
-    Example: annotate doccano users-add alice
+    The password is prompted for (hidden, twice), or taken from $ANNOTATE_NEW_PASSWORD; an empty answer
+    generates one, shown here once and never stored. Works whether or not the server runs.
+    Example: annotate doccano users add alice --role annotator
     """
     import os
     import secrets
@@ -388,13 +405,46 @@ def doccano_users_add_cmd(
     from . import doccano_server
 
     given = os.environ.get("ANNOTATE_NEW_PASSWORD")
+    if given is None and sys.stdin.isatty():
+        given = typer.prompt(f"password for {username} (empty: generate one)", default="", hide_input=True,
+                             confirmation_prompt=True, show_default=False, err=True)
     password = given or secrets.token_urlsafe(doccano_server.GENERATED_PASSWORD_BYTES)
     folder = data_dir or doccano_server.default_data_dir()
-    created = doccano_server.create_user(folder, doccano_server.Credentials(username, password))
-    summary = {"user": username, "created": created, "data_dir": str(folder)}
+    summary = doccano_server.add_account(folder, username, password, role=role)
     if not given:
         summary["password"] = password  # shown once, never written to disk
     report(summary, as_json=as_json, title="Doccano user")
+
+
+@users_app.command("list")
+def doccano_users_list_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Every account of the local server: its role, whether active, last login, its role in each project.
+
+    Example: annotate doccano users list
+    """
+    from . import doccano_server
+
+    rows = doccano_server.list_accounts(data_dir or doccano_server.default_data_dir())
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="Doccano users")
+    for column in ("user", "role", "active", "last login", "projects"):
+        table.add_column(column)
+    for row in rows:
+        projects = ", ".join(f"{name} ({role})" for name, role in row["projects"].items()) or "-"
+        table.add_row(row["user"], row["role"] or "-", "yes" if row["active"] else "no", row["last_login"] or "never", projects)
+    err_console.print(table)
+
+
+@doccano_app.command("users-add", hidden=True)
+def doccano_users_add_alias_cmd(
+    username: Annotated[str, typer.Argument(help="The new user's name.")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Old name of `doccano users add NAME` (kept so existing scripts run)."""
+    doccano_users_add_cmd(username, "annotator", data_dir, as_json)
 
 
 @doccano_app.command("pull")
@@ -415,7 +465,8 @@ def doccano_pull_cmd(
     from .schema import load_schema
 
     target = doccano_server.resolve_url(url, data_dir)
-    summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force)
+    summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force,
+                               worker_check=None if url else doccano_server.worker_checker(data_dir))
     report(summary, as_json=as_json, title=f"Pulled {project}")
 
 # ------------------------------------------------------------------------------- training commands

@@ -34,8 +34,9 @@ import logging
 import tempfile
 import time
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ TASK_POLL_FIRST_S = 0.05
 TASK_POLL_MAX_S = 0.5
 TASK_ATTEMPTS = 3
 TASK_RETRY_BACKOFF_S = 1.0
+WORKER_CHECK_AFTER_S = 1.0  # a pending task older than this makes us check that the worker lives
 LABELLED_FILE = "labelled.jsonl"
 REPORT_FILE = "pull-report.json"
 VIOLATIONS_SHOWN = 20  # in the command's summary; the report file has every one
@@ -145,6 +147,8 @@ class Connection:
     client: DoccanoClient
     url: str
     username: str
+    # for a server whose processes we can see (the embedded one): False once its Celery worker is gone
+    worker_check: Callable[[], bool] | None = None
 
     @property
     def _base(self) -> Any:
@@ -308,11 +312,16 @@ def sync_label_types(conn: Connection, project: ProjectRef, schema: Schema) -> d
     return dict(counts)
 
 
-def parse_member(spec: str) -> tuple[str, str]:
-    """``"alice:annotator"`` -> ("alice", "annotator"); roles: admin, annotator, approver (or Doccano's names)."""
+def parse_member(spec: str, default_roles: dict[str, str] | None = None) -> tuple[str, str]:
+    """``"alice:annotator"`` -> ("alice", "annotator"); roles: admin, annotator, approver (or Doccano's names).
+
+    A bare ``"alice"`` gets her account role from ``default_roles`` (``users add --role``), else annotator.
+    """
     username, sep, role = spec.rpartition(":")
-    if not sep or not username or role not in ROLES:
-        raise InputError(f"bad member {spec!r}: expected USER:ROLE with ROLE one of {', '.join(sorted(set(ROLES)))}")
+    if not sep:
+        username, role = spec, (default_roles or {}).get(spec, "annotator")
+    if not username or role not in ROLES:
+        raise InputError(f"bad member {spec!r}: expected USER or USER:ROLE with ROLE one of {', '.join(sorted(set(ROLES)))}")
     return username, ROLES[role]
 
 
@@ -326,7 +335,7 @@ def check_members(conn: Connection, members: Iterable[tuple[str, str]]) -> None:
             missing.append(username)
     if missing:
         raise DoccanoError(f"user(s) {', '.join(map(repr, missing))} not found at {conn.url}: create them first "
-                           "(annotate doccano users-add NAME); nothing was changed on the server")
+                           "(annotate doccano users add NAME); nothing was changed on the server")
 
 
 def add_members(conn: Connection, project: ProjectRef, members: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -374,18 +383,38 @@ def read_push_input(path: Path) -> list[LabelledDoc]:
 
 
 def existing_record_ids(conn: Connection, project: ProjectRef) -> dict[str, int]:
-    """record_id -> Doccano example id for every example already in the project (paged by LIST_PAGE)."""
-    found: dict[str, int] = {}
+    """record_id -> Doccano example id (the oldest, if repeated) for every example already in the project."""
+    return {record_id: ids[0] for record_id, ids in examples_by_record(conn, project).items()}
+
+
+def examples_by_record(conn: Connection, project: ProjectRef) -> dict[str, list[int]]:
+    """record_id -> the project's example ids holding it, oldest first (paged by LIST_PAGE)."""
+    found: dict[str, list[int]] = {}
     offset = 0
     while True:
         page = conn.get(f"projects/{project.id}/examples", what=f"listing examples of project {project.name!r}", limit=LIST_PAGE, offset=offset)
         for example in page.get("results", []):
             record_id = _record_id_of(example.get("meta") or {})
             if record_id is not None:
-                found[record_id] = example["id"]
+                found.setdefault(record_id, []).append(example["id"])
         offset += LIST_PAGE
         if not page.get("next"):
-            return found
+            return {record_id: sorted(ids) for record_id, ids in found.items()}
+
+
+def remove_repeated_uploads(conn: Connection, project: ProjectRef, record_ids: set[str]) -> int:
+    """Delete the newer copies of records this push uploaded that the project now holds twice; return how many.
+
+    An earlier push cut off after its upload (the web server restarted while we waited for the import) leaves
+    an import that still lands; re-pushing then uploads those records again. Doccano's worker runs imports in
+    order, so once ours is done the earlier one is too: the copies are both fresh imports, and the oldest stays.
+    """
+    repeated = [i for rid, ids in examples_by_record(conn, project).items() if rid in record_ids for i in ids[1:]]
+    if repeated:
+        with api_errors(conn, f"removing {len(repeated)} repeated example(s) from project {project.name!r}"):
+            conn._base.delete(f"projects/{project.id}/examples", json={"ids": repeated})
+        log.warning("project %s: removed %d example(s) uploaded twice", project.name, len(repeated))
+    return len(repeated)
 
 
 def _record_id_of(meta: dict[str, Any]) -> str | None:
@@ -403,6 +432,7 @@ class PushResult:
     skipped: int
     members: dict[str, str] = field(default_factory=dict)
     label_types: dict[str, int] = field(default_factory=dict)
+    repeats_removed: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -412,6 +442,7 @@ class PushResult:
             "offset_unit": self.project.unit,
             "uploaded": self.uploaded,
             "skipped_already_present": self.skipped,
+            "repeated_uploads_removed": self.repeats_removed,
             "members": self.members,
             **self.label_types,
         }
@@ -442,10 +473,12 @@ def push(
             continue
         seen.add(doc.id)
         rows.append(to_task(doc, unit=project.unit))
+    removed = 0
     if rows:
         upload_rows(conn, project, rows)
+        removed = remove_repeated_uploads(conn, project, {row["meta"][RECORD_ID_KEY] for row in rows})
     log.info("project %s: uploaded %d, skipped %d already present", project.name, len(rows), skipped)
-    return PushResult(project, created, len(rows), skipped, added)
+    return PushResult(project, created, len(rows) - removed, skipped + removed, added, repeats_removed=removed)
 
 
 def upload_rows(conn: Connection, project: ProjectRef, rows: list[dict[str, Any]]) -> None:
@@ -469,8 +502,14 @@ def upload_rows(conn: Connection, project: ProjectRef, rows: list[dict[str, Any]
 
 
 def wait_task(conn: Connection, task_id: str, *, what: str, timeout: float = TASK_TIMEOUT_S) -> dict[str, Any]:
-    """Poll a Celery task (fast at first, then up to once a second) until ready; raise on failure or timeout."""
-    deadline = time.monotonic() + timeout
+    """Poll a Celery task (fast at first, then up to once a second) until ready; raise on failure or timeout.
+
+    Where the connection can see the worker (``conn.worker_check``, the embedded server), a task still
+    pending after :data:`WORKER_CHECK_AFTER_S` fails at once if the worker is gone, not after ``timeout``.
+    (Doccano's ``/v1/health/`` cannot tell: its Celery check also fails while a single worker is busy.)
+    """
+    started = time.monotonic()
+    deadline = started + timeout
     pause = TASK_POLL_FIRST_S
     while True:
         status = conn.get(f"tasks/status/{task_id}", what=what)
@@ -478,8 +517,12 @@ def wait_task(conn: Connection, task_id: str, *, what: str, timeout: float = TAS
             if status.get("error"):
                 raise _TaskFailed(f"{what}: Doccano's task failed: {_short(status['error'])}")
             return status
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise _TaskFailed(f"{what}: Doccano's task {task_id} not done after {timeout:.0f} s (is the worker running?)")
+        if conn.worker_check is not None and now - started > WORKER_CHECK_AFTER_S and not conn.worker_check():
+            raise _TaskFailed(f"{what}: Doccano's Celery worker is gone (task {task_id} will not run); "
+                              "restart the server (`annotate doccano stop`, then `serve`)")
         time.sleep(pause)
         pause = min(pause * 1.5, TASK_POLL_MAX_S)
 
@@ -498,7 +541,7 @@ def export(conn: Connection, project: ProjectRef, *, confirmed_only: bool = Fals
         try:
             task = conn.post(f"projects/{project.id}/download", {"format": DATA_FORMAT, "exportApproved": confirmed_only}, what=what)
             wait_task(conn, task["task_id"], what=what)
-            data = conn.get_bytes(f"projects/{project.id}/download", what=what, taskId=task["task_id"])
+            data = download_whole(conn, f"projects/{project.id}/download", what=what, taskId=task["task_id"])
             return parse_export_zip(data, source=f"{conn.url} project {project.name!r}")
         except _TaskFailed as err:
             if attempt == TASK_ATTEMPTS:
@@ -508,18 +551,40 @@ def export(conn: Connection, project: ProjectRef, *, confirmed_only: bool = Fals
     raise AssertionError("unreachable")
 
 
+def download_whole(conn: Connection, resource: str, *, what: str, **params: Any) -> bytes:
+    """GET a file; a body shorter than its Content-Length (a connection cut mid-download) is retried by the caller."""
+    with api_errors(conn, what):
+        response = conn._base.get(resource, params=params or None)
+        data = response.content
+    expected = response.headers.get("Content-Length")
+    if expected is not None and expected.isdigit() and int(expected) != len(data):
+        raise _TaskFailed(f"{what}: the download was cut short ({len(data)} of {expected} bytes)")
+    return data
+
+
 def parse_export_zip(data: bytes, *, source: str = "export") -> dict[str, list[dict[str, Any]]]:
-    """The export zip -> ``{username: [line objects]}``; a file named ``all.jsonl`` is a collaborative project."""
+    """The export zip -> ``{username: [line objects]}``; a file named ``all.jsonl`` is a collaborative project.
+
+    A zip cut short (no central directory, a member whose data ends early or fails its CRC) raises
+    DoccanoError naming the source and member: nothing of it is half-read.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as err:
-        raise DoccanoError(f"{source}: the export is not a zip file ({len(data)} bytes)") from err
+        raise DoccanoError(f"{source}: the export is not a zip file or is cut short ({len(data)} bytes)") from err
     out: dict[str, list[dict[str, Any]]] = {}
     with archive:
         for name in sorted(archive.namelist()):
             if not name.endswith(".jsonl"):
                 continue
-            text = archive.read(name).decode("utf-8")
+            try:
+                raw = archive.read(name)  # checks the member's CRC
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+                raise DoccanoError(f"{source}/{name}: the export is cut short or corrupt ({err})") from err
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DoccanoError(f"{source}/{name}: the export is not UTF-8 (byte {err.start})") from err
             out[Path(name).stem] = parse_export_lines(text, source=f"{source}/{name}")
     return out
 
@@ -645,8 +710,11 @@ def confirmed_examples(conn: Connection, project: ProjectRef, exported: dict[str
     done = {p["user"]: int(p["done"]) for p in progress.get("progress", []) if p.get("user")}
     out: dict[str, set[int]] = {}
     mixed = []
+    if project.collaborative:  # one confirmation per example, shared by every member
+        shared = collaborative_confirmed(conn, project)
+        return {user: shared for user in exported}
     for user, lines in exported.items():
-        count = done.get(user, 0) if not project.collaborative else max(done.values(), default=0)
+        count = done.get(user, 0)
         if count == 0:
             out[user] = set()
         elif count >= total:
@@ -660,6 +728,130 @@ def confirmed_examples(conn: Connection, project: ProjectRef, exported: dict[str
     return out
 
 
+
+ATTRIBUTION_INDIVIDUAL = "per annotator: Doccano's export has one file per member, named after them"
+ATTRIBUTION_COLLABORATIVE = (
+    "per annotator: this collaborative project's export merges everyone's labels without names, so each label's "
+    "creator was read from Doccano's label API; Doccano records who created a label, not who last edited it, "
+    "and a confirmation is shared by every member (status 'confirmed' means someone confirmed the example)"
+)
+
+
+@dataclass
+class Attribution:
+    """How a pull knew who made each label: the statement for the report and what could not be attributed."""
+
+    statement: str
+    borrowed_spans: int = 0  # spans of another member copied into a record because its owner's relation needs them
+    unknown_creators: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"attribution": self.statement}
+        if self.borrowed_spans:
+            out["spans_copied_for_relations"] = self.borrowed_spans
+        if self.unknown_creators:
+            out["labels_by_non_members"] = self.unknown_creators
+        return out
+
+
+def collaborative_confirmed(conn: Connection, project: ProjectRef) -> set[int]:
+    """Ids of the examples someone confirmed in a collaborative project (a confirmed-only export, if any)."""
+    progress = conn.get(f"projects/{project.id}/metrics/member-progress", what=f"reading progress of project {project.name!r}")
+    if not any(int(p.get("done") or 0) for p in progress.get("progress", [])):
+        return set()
+    return {line["id"] for lines in export(conn, project, confirmed_only=True).values() for line in lines}
+
+
+def split_collaborative(
+    conn: Connection, project: ProjectRef, merged: list[dict[str, Any]], confirmed: set[int]
+) -> tuple[dict[str, list[dict[str, Any]]], Attribution]:
+    """The merged ``all.jsonl`` lines of a collaborative project -> ``{username: [export-shaped line]}``.
+
+    The export drops who made each label, but Doccano keeps it (each span and relation has a ``user``)
+    and, in a collaborative project, the per-example label API lists everyone's labels with it: two
+    requests per example that has labels. Comments (our bookkeeping) come from one paged listing. An
+    example someone confirmed without labelling it goes to whoever confirmed it (one request each).
+    """
+    names = {m.user: m.username for m in _members(conn, project)}
+    types = _type_names(conn, project)
+    comments = _comments_by_example_user(conn, project)
+    out: dict[str, list[dict[str, Any]]] = {}
+    attribution = Attribution(ATTRIBUTION_COLLABORATIVE)
+    unknown: set[str] = set()
+
+    def name_of(user_id: int) -> str:
+        if user_id not in names:
+            unknown.add(f"user-{user_id}")
+        return names.get(user_id, f"user-{user_id}")
+
+    for line in merged:
+        base = {k: v for k, v in line.items() if k not in ("entities", "relations", "Comments", "label")}
+        by_user: dict[str, dict[str, Any]] = {}
+        line_of = _user_lines(by_user, base, comments)
+
+        if _export_spans(line) or line.get("relations"):
+            where = f"projects/{project.id}/examples/{line['id']}"
+            spans = conn.get(f"{where}/spans", what=f"reading spans of example {line['id']}")
+            relations = conn.get(f"{where}/relations", what=f"reading relations of example {line['id']}")
+            span_by_id = {}
+            for span in spans:
+                shaped = {"id": span["id"], "label": types["span"].get(span["label"], str(span["label"])),
+                          "start_offset": span["start_offset"], "end_offset": span["end_offset"]}
+                span_by_id[span["id"]] = shaped
+                line_of(name_of(span["user"]))["entities"].append(shaped)
+            for rel in relations:
+                own = line_of(name_of(rel["user"]))
+                own["relations"].append({"id": rel["id"], "from_id": rel["from_id"], "to_id": rel["to_id"],
+                                         "type": types["relation"].get(rel["type"], str(rel["type"]))})
+                have = {e["id"] for e in own["entities"]}
+                for end in (rel["from_id"], rel["to_id"]):
+                    if end not in have and end in span_by_id:
+                        own["entities"].append(span_by_id[end])
+                        have.add(end)
+                        attribution.borrowed_spans += 1
+        elif line["id"] in confirmed:  # confirmed with nothing to label: a record for whoever confirmed it
+            states = conn.get(f"projects/{project.id}/examples/{line['id']}/states", what=f"reading who confirmed example {line['id']}")
+            for state in states.get("results", []) if isinstance(states, dict) else states:
+                line_of(name_of(state["confirmed_by"]))
+        for user, shaped in by_user.items():
+            out.setdefault(user, []).append(shaped)
+    for username in names.values():
+        out.setdefault(username, [])
+    attribution.unknown_creators = sorted(unknown)
+    return {user: sorted(lines, key=lambda ln: ln["id"]) for user, lines in sorted(out.items())}, attribution
+
+
+def _user_lines(by_user: dict[str, dict[str, Any]], base: dict[str, Any], comments: dict[tuple[int, str], list[dict[str, Any]]]) -> Any:
+    """``line_of(user)``: that user's export-shaped line for one example, made on first use."""
+    def line_of(user: str) -> dict[str, Any]:
+        fresh = {**base, "entities": [], "relations": [], "Comments": comments.get((base["id"], user), [])}
+        return by_user.setdefault(user, fresh)
+    return line_of
+
+
+def _members(conn: Connection, project: ProjectRef) -> list[Any]:
+    with api_errors(conn, f"listing members of project {project.name!r}"):
+        return list(conn.client.list_members(project.id))
+
+
+def _type_names(conn: Connection, project: ProjectRef) -> dict[str, dict[int, str]]:
+    return {kind: {v: k for k, v in ids.items()} for kind, ids in _type_ids(conn, project).items()}
+
+
+def _comments_by_example_user(conn: Connection, project: ProjectRef) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """(example id, username) -> that user's comments there, shaped as in the export (``{"id", "comment"}``)."""
+    out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    offset = 0
+    while True:
+        page = conn.get(f"projects/{project.id}/comments", what=f"listing comments of project {project.name!r}", limit=LIST_PAGE, offset=offset)
+        rows = page.get("results", []) if isinstance(page, dict) else page
+        for row in rows:
+            out.setdefault((row["example"], row["username"]), []).append({"id": row["id"], "comment": row["text"]})
+        offset += LIST_PAGE
+        if not isinstance(page, dict) or not page.get("next"):
+            return out
+
+
 @dataclass
 class PullResult:
     project: ProjectRef
@@ -667,6 +859,7 @@ class PullResult:
     violations: list[tuple[LabelledDoc, list[Violation]]]
     skipped_empty: int
     annotators: dict[str, int]
+    attribution: Attribution = field(default_factory=lambda: Attribution(ATTRIBUTION_INDIVIDUAL))
 
     @property
     def label_count(self) -> int:
@@ -679,6 +872,7 @@ class PullResult:
             "records": len(self.docs),
             "labels": self.label_count,
             "records_per_annotator": self.annotators,
+            **self.attribution.summary(),
             "confirmed": sum(d.status == "confirmed" for d in self.docs),
             "unconfirmed": sum(d.status == "unconfirmed" for d in self.docs),
             "skipped_untouched": self.skipped_empty,
@@ -700,7 +894,13 @@ def pull(conn: Connection, project_name: str, schema: Schema | None = None) -> P
     project = require_project(conn, project_name)
     _require_sequence_labelling(conn, project)
     exported = export(conn, project)
-    confirmed = confirmed_examples(conn, project, exported)
+    if project.collaborative:
+        shared = collaborative_confirmed(conn, project)
+        exported, attribution = split_collaborative(conn, project, exported.get("all", []), shared)
+        confirmed = {user: shared for user in exported}
+    else:
+        attribution = Attribution(ATTRIBUTION_INDIVIDUAL)
+        confirmed = confirmed_examples(conn, project, exported)
     docs: list[tuple[int, str, LabelledDoc]] = []
     skipped = 0
     for user, lines in exported.items():
@@ -720,7 +920,7 @@ def pull(conn: Connection, project_name: str, schema: Schema | None = None) -> P
             if found:
                 violations.append((doc, found))
     annotators = dict(sorted(Counter(d.annotator or "?" for d in records).items()))
-    return PullResult(project, records, violations, skipped, annotators)
+    return PullResult(project, records, violations, skipped, annotators, attribution)
 
 
 def write_pull(result: PullResult, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
@@ -751,18 +951,37 @@ def run_push(
     *,
     members: Iterable[str] = (),
     grapheme_mode: bool = False,
+    default_roles: dict[str, str] | None = None,
+    worker_check: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """The ``annotate doccano push`` job: read records or tasks, log in, push; return the summary."""
+    """The ``annotate doccano push`` job: read records or tasks, log in, push; return the summary.
+
+    ``default_roles`` (user -> account role) gives the role of a member written without ``:ROLE``.
+    """
     docs = read_push_input(path)
-    member_specs = [parse_member(spec) for spec in members]
+    member_specs = [parse_member(spec, default_roles) for spec in members]
     conn = connect(url, credentials)
+    conn.worker_check = worker_check
     result = push(conn, project_name, docs, schema, members=member_specs, grapheme_mode=grapheme_mode)
     return {**result.summary(), "url": conn.url, "input": str(path), "records_read": len(docs)}
 
 
-def run_pull(url: str, credentials: Credentials, project_name: str, out_dir: Path, schema: Schema, *, force: bool = False) -> dict[str, Any]:
-    """The ``annotate doccano pull`` job: log in, export, convert, validate, write; return the summary."""
+def run_pull(
+    url: str,
+    credentials: Credentials,
+    project_name: str,
+    out_dir: Path,
+    schema: Schema,
+    *,
+    force: bool = False,
+    worker_check: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """The ``annotate doccano pull`` job: log in, export, convert, validate, write; return the summary.
+
+    Nothing is written unless the whole export was read (``worker_check``: see :func:`wait_task`).
+    """
     conn = connect(url, credentials)
+    conn.worker_check = worker_check
     result = pull(conn, project_name, schema)
     return {**write_pull(result, out_dir, force=force), "url": conn.url}
 
@@ -813,14 +1032,17 @@ def label(conn: Connection, project_name: str, docs: Iterable[LabelledDoc], *, c
             raise DoccanoError(f"record {doc.id!r}: label(s) {', '.join(unknown)} not in project {project.name!r} "
                                "(push with the schema that has them first)")
     result = LabelResult(project, conn.username, 0, 0, [], 0, 0)
+    with api_errors(conn, "reading the logged-in user's profile"):
+        me = conn.client.get_profile().id
     for doc in docs:
         example = present.get(doc.id)
         if example is None:
             result.not_in_project.append(doc.id)
             continue
         base = f"projects/{project.id}/examples/{example}"
-        if conn.get(f"{base}/spans", what=f"reading spans of example {example}") or \
-                conn.get(f"{base}/relations", what=f"reading relations of example {example}"):
+        # in a collaborative project these list everyone's labels: only the caller's own count
+        if [x for x in conn.get(f"{base}/spans", what=f"reading spans of example {example}") if x.get("user") == me] or \
+                [x for x in conn.get(f"{base}/relations", what=f"reading relations of example {example}") if x.get("user") == me]:
             result.skipped_already_labelled += 1
             continue
         offsets = OffsetMap(doc.text, project.unit)

@@ -24,6 +24,7 @@ which other users can read), and are never logged or written to disk. This modul
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +74,22 @@ HEALTH_POLL_S = 0.5
 STOP_TIMEOUT_S = 20.0
 GENERATED_PASSWORD_BYTES = 18
 
+# Serving beyond loopback (`serve --host`): Doccano 1.8.4 hard-codes ALLOWED_HOSTS = ["*"], so the web server
+# runs with our own settings module (written into the data dir) that narrows it to the host it serves on.
+LOOPBACK_NAMES = ("localhost",)
+ALL_INTERFACES = ("0.0.0.0", "::")
+MIN_EXPOSED_PASSWORD = 12
+WEAK_PASSWORDS = frozenset({"admin", "password", "doccano", "changeme", "secret", "letmein", "administrator"})
+SETTINGS_MODULE = "annotate_doccano_settings"
+ALLOWED_HOSTS_ENV = "ANNOTATE_DOCCANO_ALLOWED_HOSTS"
+_SETTINGS_SOURCE = f"""# Written by annotate (doccano_server.py) at every start; Doccano's own settings allow every Host header.
+import os
+
+from config.settings.production import *  # noqa: F401,F403
+
+ALLOWED_HOSTS = [h for h in os.environ.get("{ALLOWED_HOSTS_ENV}", "127.0.0.1,localhost").split(",") if h]
+"""
+
 # Run inside the Doccano venv (cwd = its backend folder): create or update one user. The name,
 # password and flags arrive in the environment so that they never appear in a process listing.
 _USER_SNIPPET = """
@@ -87,8 +105,35 @@ if os.environ.get("ANNOTATE_NEW_ADMIN") == "1":
     user.is_superuser = True
     user.is_staff = True
 user.save()
+role = os.environ.get("ANNOTATE_NEW_ROLE")
+if role:
+    from django.contrib.auth.models import Group
+    user.groups.remove(*user.groups.filter(name__startswith="annotate:"))
+    user.groups.add(Group.objects.get_or_create(name="annotate:" + role)[0])
 print("created" if created else "exists")
 """
+
+# Run inside the Doccano venv: every user with its account role and project roles, as one JSON line.
+_LIST_SNIPPET = """
+import json, django
+django.setup()
+from django.contrib.auth import get_user_model
+from projects.models import Member
+rows = []
+for user in get_user_model().objects.order_by("username"):
+    groups = [g.name[len("annotate:"):] for g in user.groups.filter(name__startswith="annotate:")]
+    projects = {m.project.name: m.role.name for m in Member.objects.filter(user=user).select_related("project", "role")}
+    rows.append({"user": user.username, "role": "admin" if user.is_superuser else (groups[0] if groups else None),
+                 "active": user.is_active, "last_login": user.last_login.isoformat(timespec="seconds") if user.last_login else None,
+                 "projects": dict(sorted(projects.items()))})
+print(json.dumps(rows))
+"""
+
+# `users add --role`: the account's standing. Doccano's roles are per project; `admin` is a Django superuser
+# (creates projects, pushes, pulls, manages users), the others are ordinary accounts whose role is recorded
+# (a Django group "annotate:<role>") and given to them by `push --member NAME` when no :ROLE is written.
+ACCOUNT_ROLES = ("annotator", "approver", "admin")
+DEFAULT_ACCOUNT_ROLE = "annotator"
 
 
 @dataclass(frozen=True)
@@ -109,6 +154,9 @@ class ServerInfo:
     worker_pid: int
     data_dir: str
     started_at: str
+    host: str = HOST  # the address gunicorn binds (the url always names one a client on this machine can use)
+    venv: str = ""
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +165,7 @@ class StartResult:
     already_running: bool = False
     # set only when a fresh admin got a random password: the caller shows it once, nobody stores it
     generated_password: str | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)  # serving beyond loopback: shown on stderr by the CLI
 
 
 # ------------------------------------------------------------------------------------------ places
@@ -254,12 +303,19 @@ def init_data_dir(data_dir: Path, *, venv: Path | None = None) -> bool:
 
 
 def create_user(
-    data_dir: Path, credentials: Credentials, *, admin: bool = False, keep_password: bool = False, venv: Path | None = None
+    data_dir: Path,
+    credentials: Credentials,
+    *,
+    admin: bool = False,
+    keep_password: bool = False,
+    venv: Path | None = None,
+    role: str | None = None,
 ) -> bool:
     """Create a Doccano user (or reset its password) directly in the data dir's database.
 
     ``admin`` makes it a superuser (may create projects); ``keep_password`` leaves an existing user's
-    password alone. Returns True if the user was created. Works whether or not the server runs.
+    password alone; ``role`` (annotator, approver) is recorded as the account's default project role.
+    Returns True if the user was created. Works whether or not the server runs.
     """
     venv = venv or default_venv()
     env = server_env(data_dir)
@@ -269,6 +325,7 @@ def create_user(
             "ANNOTATE_NEW_PASSWORD": credentials.password,
             "ANNOTATE_NEW_ADMIN": "1" if admin else "0",
             "ANNOTATE_NEW_KEEP": "1" if keep_password else "0",
+            "ANNOTATE_NEW_ROLE": role or "",
         }
     )
     out = _run(
@@ -279,6 +336,49 @@ def create_user(
         what=f"creating Doccano user {credentials.username!r}",
     )
     return out.strip().endswith("created")
+
+
+def add_account(
+    data_dir: Path, username: str, password: str, *, role: str = DEFAULT_ACCOUNT_ROLE, venv: Path | None = None
+) -> dict[str, object]:
+    """The ``users add`` job: create (or update) an account with an account role (see :data:`ACCOUNT_ROLES`).
+
+    An existing user gets the new role and password. Returns a summary without the password.
+    """
+    if role not in ACCOUNT_ROLES:
+        raise DoccanoError(f"unknown role {role!r}: expected one of {', '.join(ACCOUNT_ROLES)}")
+    if not username or username != username.strip() or ":" in username:
+        raise DoccanoError(f"bad user name {username!r}: no spaces at the ends and no ':' (push uses NAME:ROLE)")
+    if not init_marker_present(data_dir):
+        raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
+    admin = role == "admin"
+    created = create_user(data_dir, Credentials(username, password), admin=admin, venv=venv, role=None if admin else role)
+    return {"user": username, "role": role, "created": created, "data_dir": str(data_dir)}
+
+
+def init_marker_present(data_dir: Path) -> bool:
+    return (Path(data_dir) / INIT_MARKER).is_file()
+
+
+def list_accounts(data_dir: Path, *, venv: Path | None = None) -> list[dict[str, object]]:
+    """Every account of a local data dir: name, account role, active, last login, role in each project.
+
+    Read from the database directly (works whether or not the server runs, needs no login).
+    """
+    venv = venv or default_venv()
+    if not init_marker_present(data_dir):
+        raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
+    out = _run([str(_bin(venv, "python")), "-c", _LIST_SNIPPET], env=server_env(data_dir), cwd=backend_dir(venv),
+               timeout=USER_TIMEOUT_S, what=f"listing Doccano users of {data_dir}")
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError) as err:
+        raise DoccanoError(f"listing Doccano users of {data_dir}: unreadable answer") from err
+
+
+def default_member_roles(data_dir: Path, *, venv: Path | None = None) -> dict[str, str]:
+    """user -> the project role ``push --member NAME`` gives them (their account role; admins: admin)."""
+    return {str(row["user"]): str(row["role"]) for row in list_accounts(data_dir, venv=venv) if row.get("role")}
 
 
 def ensure_admin(data_dir: Path, credentials: Credentials | None, *, venv: Path | None = None) -> str | None:
@@ -306,7 +406,7 @@ def free_port(host: str = HOST) -> int:
 
 
 def _port_in_use(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
 
@@ -335,44 +435,43 @@ def start(
     credentials: Credentials | None = None,
     timeout: float = HEALTH_TIMEOUT_S,
     install: bool = True,
+    host: str = HOST,
+    extra_hosts: tuple[str, ...] = (),
 ) -> StartResult:
     """Start (installing and initialising as needed) the embedded Doccano; wait until it is healthy.
 
     If the data dir's server already runs and answers, it is returned as is (``already_running``).
+    ``host`` other than loopback needs a strong admin password (:func:`check_exposure`); the web server
+    then accepts only the Host headers of :func:`allowed_hosts` (plus ``extra_hosts``).
     """
     data_dir = (data_dir or default_data_dir()).resolve()
     venv = (venv or default_venv()).resolve()
     current = running_server(data_dir)
     if current is not None:
         return StartResult(current, already_running=True)
+    warnings = check_exposure(host, credentials)
     if install:
         ensure_installed(venv)
     elif not is_installed(venv):
         raise DoccanoError(f"{venv}: Doccano is not installed (run `annotate doccano install`)")
     port = port or DEFAULT_PORT
-    if _port_in_use(port):
-        raise DoccanoError(f"port {port} on {HOST} is already in use; pick another with --port")
+    if _port_in_use(port, client_host(host)):
+        raise DoccanoError(f"port {port} on {host} is already in use; pick another with --port")
     init_data_dir(data_dir, venv=venv)
     generated = ensure_admin(data_dir, credentials, venv=venv)
-    env = server_env(data_dir)  # one secret key for web and worker, fresh on every start
-    backend = backend_dir(venv)
-    web = _spawn(
-        [str(_bin(venv, "gunicorn")), "--bind", f"{HOST}:{port}", "--workers", str(WEB_WORKERS), "--chdir", str(backend), "config.wsgi"],
-        env=env,
-        cwd=backend,
-        log_path=data_dir / "logs" / "web.log",
-    )
-    worker = _spawn(
-        [str(_bin(venv, "doccano")), "task", "--concurrency", "1"], env=env, cwd=backend, log_path=data_dir / "logs" / "worker.log"
-    )
     info = ServerInfo(
-        url=f"http://{HOST}:{port}",
+        url=f"http://{_url_host(client_host(host))}:{port}",
         port=port,
-        web_pid=web.pid,
-        worker_pid=worker.pid,
+        web_pid=0,
+        worker_pid=0,
         data_dir=str(data_dir),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        host=host,
+        venv=str(venv),
+        allowed_hosts=allowed_hosts(host, extra_hosts),
     )
+    web, worker = _spawn_part(info, "web"), _spawn_part(info, "worker")
+    info.web_pid, info.worker_pid = web.pid, worker.pid
     write_json(data_dir / STATE_FILE, asdict(info))
     try:
         _wait_healthy(info, (web, worker), timeout=timeout)
@@ -380,13 +479,135 @@ def start(
         stop(data_dir)
         raise
     log.info("Doccano ready at %s (data dir %s)", info.url, data_dir)
-    return StartResult(info, generated_password=generated)
+    return StartResult(info, generated_password=generated, warnings=warnings)
 
 
-def _wait_healthy(info: ServerInfo, procs: tuple[subprocess.Popen, ...], *, timeout: float) -> None:
+def _spawn_part(info: ServerInfo, part: str) -> subprocess.Popen:
+    """Start the web server (gunicorn on ``info.host``) or the Celery worker of a server."""
+    venv, data_dir = Path(info.venv), Path(info.data_dir)
+    backend = backend_dir(venv)
+    env = server_env(data_dir)  # a fresh secret key on every start
+    if part == "worker":
+        cmd = [str(_bin(venv, "doccano")), "task", "--concurrency", "1"]
+    else:
+        settings_dir = data_dir / "settings"
+        settings_dir.mkdir(exist_ok=True)
+        (settings_dir / f"{SETTINGS_MODULE}.py").write_text(_SETTINGS_SOURCE, encoding="utf-8")
+        env.update(web_settings_env(info.allowed_hosts, info.port))
+        cmd = [str(_bin(venv, "gunicorn")), "--bind", f"{_url_host(info.host)}:{info.port}", "--workers", str(WEB_WORKERS),
+               "--chdir", str(backend), "--pythonpath", str(settings_dir), "config.wsgi"]
+    return _spawn(cmd, env=env, cwd=backend, log_path=data_dir / "logs" / f"{part}.log")
+
+
+# ------------------------------------------------------------------------------- serving beyond loopback
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def client_host(host: str) -> str:
+    """The address a client on this machine uses to reach a server bound to ``host``."""
+    return "127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_exposure(host: str, credentials: Credentials | None) -> list[str]:
+    """Refuse to serve beyond loopback without a strong admin password; return the warnings to show.
+
+    Loopback needs nothing. Any other address needs ``$ANNOTATE_DOCCANO_PASSWORD`` (the admin's password
+    is then set to it): at least :data:`MIN_EXPOSED_PASSWORD` characters, not the user name, not a
+    well-known default. 0.0.0.0 (every interface) is allowed only when asked for by name, with a warning.
+    """
+    if is_loopback(host):
+        return []
+    password = credentials.password if credentials is not None else ""
+    weak = (not password or len(password) < MIN_EXPOSED_PASSWORD or password.lower() in WEAK_PASSWORDS
+            or (credentials is not None and password == credentials.username))
+    if weak:
+        raise DoccanoError(f"serving on {host} (beyond this machine) needs a strong admin password: set {PASSWORD_ENV} to "
+                           f"at least {MIN_EXPOSED_PASSWORD} characters, not the user name or a default; nothing was started")
+    warnings = [(f"Doccano will be reachable from other machines on {host} over plain HTTP: "
+                 "use it only on a network you trust, or put it behind an HTTPS proxy")]
+    if host in ALL_INTERFACES:
+        warnings.insert(0, f"serving on every network interface ({host}), as asked")
+    return warnings
+
+
+def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The Host headers the web server accepts: loopback names, ``host`` and ``extra``; on every interface,
+    also this machine's name and addresses (other names, e.g. of a proxy, go in ``extra``)."""
+    names = ["127.0.0.1", "localhost", "::1"]
+    if host in ALL_INTERFACES:
+        hostname = socket.gethostname()
+        names += [hostname, socket.getfqdn()]
+        try:
+            names += socket.gethostbyname_ex(hostname)[2]
+        except OSError:
+            pass
+    elif not is_loopback(host):
+        names.append(host)
+    names += list(extra)
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def web_settings_env(hosts: list[str], port: int) -> dict[str, str]:
+    """Environment for the web server: our settings module, its ALLOWED_HOSTS and Django's CSRF_TRUSTED_ORIGINS."""
+    origins = [f"{scheme}://{_url_host(h)}:{port}" for h in hosts for scheme in ("http", "https")]
+    return {"DJANGO_SETTINGS_MODULE": SETTINGS_MODULE, ALLOWED_HOSTS_ENV: ",".join(hosts), "CSRF_TRUSTED_ORIGINS": ",".join(origins)}
+
+
+# ----------------------------------------------------------------------------- one part (fault tests)
+
+
+def kill_part(data_dir: Path, part: str) -> int:
+    """SIGKILL the web server or the Celery worker of a running server (its whole process group); return the pid.
+
+    For fault tests and for recovering a wedged part; the pid file keeps the dead pid until :func:`restart_part`.
+    """
+    info = read_state(data_dir)
+    if info is None:
+        raise DoccanoError(f"no Doccano pid file in {data_dir}")
+    pid = info.web_pid if part == "web" else info.worker_pid
+    if _alive(pid) and _is_ours(pid):
+        _signal(-pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap([pid])
+            time.sleep(0.1)
+    return pid
+
+
+def restart_part(data_dir: Path, part: str, *, timeout: float = HEALTH_TIMEOUT_S) -> ServerInfo:
+    """Start the web server or the worker of a server again (after :func:`kill_part`) and wait until healthy."""
+    info = read_state(data_dir)
+    if info is None or not info.venv:
+        raise DoccanoError(f"no restartable Doccano pid file in {data_dir} (start it with `annotate doccano serve`)")
+    kill_part(data_dir, part)
+    proc = _spawn_part(info, part)
+    if part == "web":
+        info.web_pid = proc.pid
+    else:
+        info.worker_pid = proc.pid
+    write_json(Path(data_dir) / STATE_FILE, asdict(info))
+    _wait_healthy(info, (proc,), timeout=timeout, names=(f"{part}.log",))
+    return info
+
+
+def _wait_healthy(
+    info: ServerInfo, procs: tuple[subprocess.Popen, ...], *, timeout: float, names: tuple[str, ...] = ("web.log", "worker.log")
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for proc, name in zip(procs, ("web.log", "worker.log")):
+        for proc, name in zip(procs, names):
             if proc.poll() is not None:
                 raise DoccanoError(f"Doccano exited during start (exit {proc.returncode}); see {Path(info.data_dir) / 'logs' / name}")
         if health(info.url, timeout=2.0):
@@ -467,6 +688,17 @@ def _reap(pids: list[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def worker_checker(data_dir: Path | None = None) -> Callable[[], bool]:
+    """``check()``: True while the data dir's Celery worker (the pid in its pid file, re-read each time) lives."""
+    data_dir = data_dir or default_data_dir()
+
+    def check() -> bool:
+        info = read_state(data_dir)
+        return info is not None and _alive(info.worker_pid) and _is_ours(info.worker_pid)
+
+    return check
 
 
 def resolve_url(url: str | None, data_dir: Path | None = None) -> str:

@@ -40,8 +40,8 @@ $A doccano serve --port "$PORT"
 trap '$A doccano stop >/dev/null 2>&1 || true' EXIT
 
 step "4. accounts for two annotators (passwords generated for this run, kept in this process only)"
-ANNOTATE_NEW_PASSWORD=$A1_PASSWORD $A doccano users-add annotator1 --json >/dev/null
-ANNOTATE_NEW_PASSWORD=$A2_PASSWORD $A doccano users-add annotator2 --json >/dev/null
+ANNOTATE_NEW_PASSWORD=$A1_PASSWORD $A doccano users add annotator1 --json >/dev/null
+ANNOTATE_NEW_PASSWORD=$A2_PASSWORD $A doccano users add annotator2 --json >/dev/null
 echo "annotator1 and annotator2 created"
 
 step "5. push the project: schema, generated guidelines, the pre-annotated tasks; both annotators as members"

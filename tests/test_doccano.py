@@ -178,9 +178,9 @@ def test_doccano_parse_member(spec: str, expected: tuple[str, str]) -> None:
     assert doccano.parse_member(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["alice", "alice:boss", ":annotator"])
+@pytest.mark.parametrize("spec", ["alice:", "alice:boss", ":annotator"])
 def test_doccano_parse_member_rejects(spec: str) -> None:
-    with pytest.raises(InputError, match="expected USER:ROLE"):
+    with pytest.raises(InputError, match="expected USER or USER:ROLE"):
         doccano.parse_member(spec)
 
 
