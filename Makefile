@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-quick test install doccano browser clean corpus model package
+.PHONY: demo demo-quick test install doccano browser postgres clean corpus model package
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -34,6 +34,17 @@ browser:
 		echo "not root: skipping the chromium install (browser tests will be skipped)"; \
 	fi
 
+# Debian's PostgreSQL server programs (initdb, postgres, pg_dump) for `doccano serve --database postgres`,
+# backups and their tests; each data dir gets its own cluster, so no system cluster needs to run.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then \
+		echo "postgresql present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "not root: skipping the postgresql install (its tests will be skipped)"; \
+	fi
+
 demo: doccano
 	bash scripts/demo.sh
 
@@ -52,7 +63,7 @@ model: $(STAMP)
 package: $(STAMP)
 	$(BIN)/annotate package models/diplomacy-defence/model --name en_diplomacy_defence --version 0.1.0 --out dist/
 
-test: doccano browser
+test: doccano browser postgres
 	$(BIN)/python -m pytest
 
 clean:

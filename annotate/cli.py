@@ -291,12 +291,22 @@ def doccano_install_cmd(
     report({"venv": str(path), "doccano": doccano_server.DOCCANO_VERSION}, as_json=False, title="Doccano installed")
 
 
+class DatabaseKind(str, Enum):
+    sqlite = "sqlite"
+    postgres = "postgres"
+
+
 @doccano_app.command("serve")
 def doccano_serve_cmd(
     data_dir: DataDirOpt = None,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to serve on; beyond loopback needs a strong $ANNOTATE_DOCCANO_PASSWORD.")] = "127.0.0.1",
     allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another name clients use (a proxy's); repeatable.")] = None,
+    database: Annotated[DatabaseKind | None, typer.Option(
+        "--database", help="sqlite (embedded) or postgres (a local cluster in the data dir). Default: the data dir's own, else sqlite.")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", envvar="ANNOTATE_DOCCANO_DATABASE_URL", show_default=False, show_envvar=True,
+        help="A PostgreSQL of your own, postgresql://USER:PASSWORD@HOST:PORT/DB (better in the env var: argv is public).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the embedded Doccano (web server on 127.0.0.1 + Celery worker) in the background; print its URL.
@@ -305,17 +315,18 @@ def doccano_serve_cmd(
     admin without one gets a random password, shown here once. --host other than loopback (0.0.0.0 only
     when written out) needs that password (12+ characters, not a default) and prints a warning.
 
-    Example: ANNOTATE_DOCCANO_PASSWORD=... annotate doccano serve --port 8000
+    Example: ANNOTATE_DOCCANO_PASSWORD=... annotate doccano serve --port 8000 --database postgres
     """
     from . import doccano_server
 
     result = doccano_server.start(data_dir, port=port, credentials=doccano_server.credentials_from_env(), host=host,
-                                  extra_hosts=tuple(allowed_host or ()))
+                                  extra_hosts=tuple(allowed_host or ()), database=database.value if database else None,
+                                  database_url=database_url)
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     summary = {"url": result.info.url, "data_dir": result.info.data_dir, "already_running": result.already_running,
                "web_pid": result.info.web_pid, "worker_pid": result.info.worker_pid, "host": result.info.host,
-               "allowed_hosts": result.info.allowed_hosts}
+               "allowed_hosts": result.info.allowed_hosts, "database": result.info.database, "db_pid": result.info.db_pid}
     report(summary, as_json=as_json, title="Doccano running")
     if result.generated_password:
         err_console.print(f"generated admin password (shown once, not stored): {result.generated_password}", markup=False)
@@ -468,6 +479,40 @@ def doccano_pull_cmd(
     summary = doccano.run_pull(target, _doccano_credentials(), project, out, load_schema(schema), force=force,
                                worker_check=None if url else doccano_server.worker_checker(data_dir))
     report(summary, as_json=as_json, title=f"Pulled {project}")
+
+
+@doccano_app.command("backup")
+def doccano_backup_cmd(
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, help="The backup file to write (a .tar.gz).")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up the embedded Doccano's database (SQLite online backup or pg_dump; the server may run).
+
+    Example: annotate doccano backup --out doccano-2025-03-11.tar.gz
+    """
+    from . import doccano_backup, doccano_server
+
+    summary = doccano_backup.backup(data_dir or doccano_server.default_data_dir(), out)
+    report(summary, as_json=as_json, title="Doccano backup")
+
+
+@doccano_app.command("restore")
+def doccano_restore_cmd(
+    backup_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A file from `annotate doccano backup`.")],
+    data_dir: DataDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the database of a data dir that is not empty (its server stopped).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a backup into a fresh data dir (checked whole first), then `annotate doccano serve` it.
+
+    Example: annotate doccano restore doccano-2025-03-11.tar.gz --data-dir /srv/doccano-restored
+    """
+    from . import doccano_backup, doccano_server
+
+    summary = doccano_backup.restore(backup_file, data_dir or doccano_server.default_data_dir(), force=force)
+    report(summary, as_json=as_json, title="Doccano restored")
+
 
 # ------------------------------------------------------------------------------- training commands
 

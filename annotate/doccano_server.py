@@ -4,11 +4,13 @@ Doccano pins its own Django, pandas 1.5 and Celery, so it lives in its own virtu
 (``<repo>/.venv-doccano``, or ``$ANNOTATE_DOCCANO_VENV``), never in the toolkit's. A *data dir*
 (``<repo>/.doccano``, or ``$ANNOTATE_DOCCANO_HOME``) holds everything one server owns::
 
-    <data dir>/db.sqlite3        Django database (projects, examples, labels, users)
+    <data dir>/db.sqlite3        Django database (projects, examples, labels, users), by default;
+                                 or a PostgreSQL cluster in <data dir>/pgdata, or a URL (see doccano_db)
     <data dir>/broker.sqlite3    Celery broker (import and export run in the Celery worker)
     <data dir>/media/            uploads and export archives
     <data dir>/logs/web.log      gunicorn output;  logs/worker.log: Celery worker output
-    <data dir>/server.json       the pid file: {"url", "port", "web_pid", "worker_pid", "started_at"}
+    <data dir>/server.json       the pid file: {"url", "port", "web_pid", "worker_pid", "started_at",
+                                 "database", "db_pid"} (no password)
 
 Why it is done by hand rather than with ``doccano webserver`` (see ``../shared/DOCCANO.md``): that
 command always binds 0.0.0.0, so we run gunicorn ourselves bound to 127.0.0.1; the Django settings come
@@ -42,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import doccano_db
 from .errors import DoccanoError
 from .records import write_json
 
@@ -49,7 +52,9 @@ log = logging.getLogger(__name__)
 
 DOCCANO_VERSION = "1.8.4"
 # numpy 2 breaks pandas 1.5.3, marshmallow 4 breaks environs, gunicorn 20.1 needs pkg_resources.
-DOCCANO_REQUIREMENTS = (f"doccano=={DOCCANO_VERSION}", "numpy<2", "marshmallow<4", "setuptools<81")
+# psycopg2: Doccano's settings take a postgres:// DATABASE_URL, but the package does not bring the driver.
+POSTGRES_DRIVER = "psycopg2-binary==2.9.10"
+DOCCANO_REQUIREMENTS = (f"doccano=={DOCCANO_VERSION}", "numpy<2", "marshmallow<4", "setuptools<81", POSTGRES_DRIVER)
 
 VENV_ENV = "ANNOTATE_DOCCANO_VENV"
 PYTHON_ENV = "ANNOTATE_DOCCANO_PYTHON"
@@ -157,6 +162,8 @@ class ServerInfo:
     host: str = HOST  # the address gunicorn binds (the url always names one a client on this machine can use)
     venv: str = ""
     allowed_hosts: list[str] = field(default_factory=list)
+    database: str = "sqlite"
+    db_pid: int | None = None  # the local PostgreSQL's postmaster, stopped with the server
 
 
 @dataclass
@@ -209,7 +216,11 @@ def _bin(venv: Path, name: str) -> Path:
 
 def is_installed(venv: Path | None = None) -> bool:
     venv = venv or default_venv()
-    return all(_bin(venv, name).is_file() for name in ("python", "doccano", "gunicorn"))
+    return all(_bin(venv, name).is_file() for name in ("python", "doccano", "gunicorn")) and _has_postgres_driver(venv)
+
+
+def _has_postgres_driver(venv: Path) -> bool:
+    return any(venv.glob("lib/python3*/site-packages/psycopg2/__init__.py"))
 
 
 def backend_dir(venv: Path) -> Path:
@@ -248,6 +259,8 @@ def ensure_installed(venv_dir: Path | None = None, *, python: str | None = None)
         [python or doccano_python(), "-m", "venv", str(venv)],
         [str(_bin(venv, "python")), "-m", "pip", "install", "--quiet", *DOCCANO_REQUIREMENTS],
     ]
+    if _bin(venv, "doccano").is_file():
+        steps = steps[1:]  # an older install without the PostgreSQL driver: pip adds only what is missing
     for cmd in steps:
         _run(cmd, timeout=INSTALL_TIMEOUT_S, what="installing Doccano")
     if not is_installed(venv):
@@ -276,7 +289,7 @@ def server_env(data_dir: Path, *, secret_key: str | None = None) -> dict[str, st
     env = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, "VIRTUAL_ENV", "PYTHONPATH")}
     env.update(
         {
-            "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+            "DATABASE_URL": doccano_db.database_url(data_dir),
             "MEDIA_ROOT": str(data_dir / "media"),
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "STANDALONE": "True",
@@ -318,23 +331,24 @@ def create_user(
     Returns True if the user was created. Works whether or not the server runs.
     """
     venv = venv or default_venv()
-    env = server_env(data_dir)
-    env.update(
-        {
-            "ANNOTATE_NEW_USER": credentials.username,
-            "ANNOTATE_NEW_PASSWORD": credentials.password,
-            "ANNOTATE_NEW_ADMIN": "1" if admin else "0",
-            "ANNOTATE_NEW_KEEP": "1" if keep_password else "0",
-            "ANNOTATE_NEW_ROLE": role or "",
-        }
-    )
-    out = _run(
-        [str(_bin(venv, "python")), "-c", _USER_SNIPPET],
-        env=env,
-        cwd=backend_dir(venv),
-        timeout=USER_TIMEOUT_S,
-        what=f"creating Doccano user {credentials.username!r}",
-    )
+    with doccano_db.available(data_dir):  # a stopped local PostgreSQL runs for the while
+        env = server_env(data_dir)
+        env.update(
+            {
+                "ANNOTATE_NEW_USER": credentials.username,
+                "ANNOTATE_NEW_PASSWORD": credentials.password,
+                "ANNOTATE_NEW_ADMIN": "1" if admin else "0",
+                "ANNOTATE_NEW_KEEP": "1" if keep_password else "0",
+                "ANNOTATE_NEW_ROLE": role or "",
+            }
+        )
+        out = _run(
+            [str(_bin(venv, "python")), "-c", _USER_SNIPPET],
+            env=env,
+            cwd=backend_dir(venv),
+            timeout=USER_TIMEOUT_S,
+            what=f"creating Doccano user {credentials.username!r}",
+        )
     return out.strip().endswith("created")
 
 
@@ -368,8 +382,9 @@ def list_accounts(data_dir: Path, *, venv: Path | None = None) -> list[dict[str,
     venv = venv or default_venv()
     if not init_marker_present(data_dir):
         raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
-    out = _run([str(_bin(venv, "python")), "-c", _LIST_SNIPPET], env=server_env(data_dir), cwd=backend_dir(venv),
-               timeout=USER_TIMEOUT_S, what=f"listing Doccano users of {data_dir}")
+    with doccano_db.available(data_dir):  # a stopped local PostgreSQL runs for the while
+        out = _run([str(_bin(venv, "python")), "-c", _LIST_SNIPPET], env=server_env(data_dir), cwd=backend_dir(venv),
+                   timeout=USER_TIMEOUT_S, what=f"listing Doccano users of {data_dir}")
     try:
         return json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError) as err:
@@ -437,12 +452,16 @@ def start(
     install: bool = True,
     host: str = HOST,
     extra_hosts: tuple[str, ...] = (),
+    database: str | None = None,
+    database_url: str | None = None,
 ) -> StartResult:
     """Start (installing and initialising as needed) the embedded Doccano; wait until it is healthy.
 
-    If the data dir's server already runs and answers, it is returned as is (``already_running``).
     ``host`` other than loopback needs a strong admin password (:func:`check_exposure`); the web server
-    then accepts only the Host headers of :func:`allowed_hosts` (plus ``extra_hosts``).
+    then accepts only the Host headers of :func:`allowed_hosts` (plus ``extra_hosts``). ``database``:
+    ``sqlite`` or ``postgres`` (a local cluster in the data dir, started here and stopped by :func:`stop`);
+    ``database_url``: a PostgreSQL of your own. None keeps the data dir's earlier choice (SQLite for a new
+    one). If the data dir's server already runs and answers, it is returned as is (``already_running``).
     """
     data_dir = (data_dir or default_data_dir()).resolve()
     venv = (venv or default_venv()).resolve()
@@ -457,6 +476,21 @@ def start(
     port = port or DEFAULT_PORT
     if _port_in_use(port, client_host(host)):
         raise DoccanoError(f"port {port} on {host} is already in use; pick another with --port")
+    config = doccano_db.configure(data_dir, database, url=database_url)
+    db_pid = doccano_db.start_cluster(data_dir) if config.kind == "postgres" else None
+    try:
+        return _start_doccano(data_dir, port, venv, credentials, timeout, config.kind, db_pid,
+                              host=host, extra_hosts=extra_hosts, warnings=warnings)
+    except BaseException:
+        if db_pid is not None and read_state(data_dir) is None:  # not yet in the pid file: stop() would miss it
+            doccano_db.stop_cluster(data_dir, db_pid)
+        raise
+
+
+def _start_doccano(
+    data_dir: Path, port: int, venv: Path, credentials: Credentials | None, timeout: float, kind: str, db_pid: int | None,
+    *, host: str, extra_hosts: tuple[str, ...], warnings: list[str],
+) -> StartResult:
     init_data_dir(data_dir, venv=venv)
     generated = ensure_admin(data_dir, credentials, venv=venv)
     info = ServerInfo(
@@ -469,6 +503,8 @@ def start(
         host=host,
         venv=str(venv),
         allowed_hosts=allowed_hosts(host, extra_hosts),
+        database=kind,
+        db_pid=db_pid,
     )
     web, worker = _spawn_part(info, "web"), _spawn_part(info, "worker")
     info.web_pid, info.worker_pid = web.pid, worker.pid
@@ -649,15 +685,18 @@ def running_server(data_dir: Path | None = None) -> ServerInfo | None:
     info = read_state(data_dir)
     if info is None or not (_alive(info.web_pid) and _alive(info.worker_pid)):
         return None
+    if info.db_pid is not None and not doccano_db.is_postgres_pid(info.db_pid):
+        return None
     return info if health(info.url) else None
 
 
 def stop(data_dir: Path | None = None, *, timeout: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the data dir's web server and worker by the pids in its pid file; True if any was running."""
+    """Stop the data dir's web server and worker by the pids in its pid file, then its local PostgreSQL
+    (if any: after them, so that nobody holds a connection); True if any was running."""
     data_dir = data_dir or default_data_dir()
     info = read_state(data_dir)
     if info is None:
-        return False
+        return doccano_db.stop_cluster(data_dir) if doccano_db.kind_of(data_dir) == "postgres" else False
     pids = [pid for pid in (info.web_pid, info.worker_pid) if _alive(pid) and _is_ours(pid)]
     for pid in pids:
         _signal(pid, signal.SIGTERM)
@@ -670,8 +709,9 @@ def stop(data_dir: Path | None = None, *, timeout: float = STOP_TIMEOUT_S) -> bo
             log.warning("Doccano process %d ignored SIGTERM for %.0f s; killing its process group", pid, timeout)
             _signal(-pid, signal.SIGKILL)  # the group we created with start_new_session
     _reap(pids)
+    db_stopped = doccano_db.kind_of(data_dir) == "postgres" and doccano_db.stop_cluster(data_dir, info.db_pid)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
-    return bool(pids)
+    return bool(pids) or db_stopped
 
 
 def _signal(pid: int, sig: int) -> None:
