@@ -362,3 +362,19 @@ def test_distributed_two_workers_equal_single_process(model, articles, tmp_path,
     assert again["resumed_partitions"] == 3 and again["partitions"] == 6 and again["docs"] == N_ARTICLES
     assert "earlier:1" in again["model_loads"]  # partitions 0-2 were taken from the interrupted run
     assert [p.read_bytes() for p in sorted(out.glob("part-*"))] == before
+
+
+@pytest.mark.slow
+def test_distributed_bad_record_on_a_worker_is_one_line_and_keeps_finished_partitions(model, tmp_path):
+    lines = [json.dumps(a) for a in _articles(12)]
+    lines[10] = '{"id": "a10", "text": '  # malformed JSON, in the last of 3 partitions
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    offset = sum(len(line) + 1 for line in lines[:10])
+    result = CliRunner().invoke(app, ["predict", str(model), str(source), "--out", str(tmp_path / "out"),
+                                      "--engine", "dask", "--scheduler", "local:2", "--partitions", "3"])
+    assert result.exit_code == 1
+    assert f"in.jsonl: record at byte {offset}: " in result.output
+    assert not (tmp_path / "out").exists()
+    progress = json.loads((tmp_path / f"out{PARTIAL_SUFFIX}" / "progress.json").read_text())
+    assert "2" not in progress["done"]  # the bad partition is not listed as done; the others may be
