@@ -325,16 +325,33 @@ def test_predict_unknown_engine_is_a_usage_error(tmp_path, articles):
     assert "'spark' is not one of 'local', 'dask'" in result.output
 
 
+@pytest.fixture
+def scheduler(request):
+    """``local:2`` (the engine starts the cluster), or the tcp:// address of a cluster of two worker processes
+    started here, as a scheduler on another machine would be given."""
+    if request.param == "local:2":
+        yield "local:2"
+        return
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("source, out_name", [("jsonl", "out"), ("parquet", "out.parquet")])
-def test_distributed_two_workers_equal_single_process(model, articles, tmp_path, source, out_name):
-    """A real LocalCluster of two worker processes: the parts in order are the single-process output."""
+@pytest.mark.parametrize("source, out_name, scheduler", [("jsonl", "out", "tcp"), ("parquet", "out.parquet", "local:2")],
+                         indirect=["scheduler"])
+def test_distributed_two_workers_equal_single_process(model, articles, tmp_path, source, out_name, scheduler):
+    """A real cluster of two worker processes: the parts in order are the single-process output."""
     if source == "parquet":
         articles = _write_parquet_input(tmp_path / "in.parquet", _articles(), row_group_size=3)  # 8 row groups
     single = tmp_path / ("single.parquet" if out_name.endswith(".parquet") else "single.jsonl")
     predict(model, [articles], single)
     out = tmp_path / out_name
-    summary = distributed.predict_distributed(model, [articles], out, scheduler="local:2", partitions=6)
+    result = CliRunner().invoke(app, ["predict", str(model), str(articles), "--out", str(out), "--engine", "dask",
+                                      "--scheduler", scheduler, "--partitions", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
     assert summary["workers"] == 2 and summary["partitions"] == 6 and summary["docs"] == N_ARTICLES
     assert sorted(summary["model_loads"].values()) == [1, 1]  # both workers ran tasks, each loaded the model once
     parts = sorted(out.glob("part-*"))
@@ -358,7 +375,7 @@ def test_distributed_two_workers_equal_single_process(model, articles, tmp_path,
     key = run_key(str(model.resolve()), [articles.resolve()], summary["format"])
     plan = [vars(p) for p in distributed.plan_partitions([articles.resolve()], 6)]
     (folder / "progress.json").write_text(json.dumps({"key": key, "plan": plan, "done": done}))
-    again = distributed.predict_distributed(model, [articles], out, scheduler="local:2")
+    again = distributed.predict_distributed(model, [articles], out, scheduler=scheduler)
     assert again["resumed_partitions"] == 3 and again["partitions"] == 6 and again["docs"] == N_ARTICLES
     assert "earlier:1" in again["model_loads"]  # partitions 0-2 were taken from the interrupted run
     assert [p.read_bytes() for p in sorted(out.glob("part-*"))] == before
