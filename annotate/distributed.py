@@ -39,6 +39,7 @@ from .predict import (
     PARTIAL_SUFFIX,
     PROGRESS_NAME,
     counted,
+    files_signature,
     load_model,
     predict_docs,
     run_key,
@@ -129,23 +130,24 @@ _LOADS: dict[str, int] = {}
 _LOCK = threading.Lock()
 
 
-def worker_model(path: str) -> Language:
-    """The pipeline at ``path``, loaded once per worker process and kept for its later tasks."""
+def worker_model(path: str) -> tuple[Language, int]:
+    """The pipeline at ``path``, loaded once per worker process and kept for its later tasks (loaded again only
+    if the files at ``path`` change: workers outlive runs); with the number of loads of ``path`` here."""
+    key = f"{path}\0{files_signature(path)}"
     with _LOCK:
-        if path not in _MODELS:
-            _MODELS[path] = load_model(path)
+        if key not in _MODELS:
+            _MODELS[key] = load_model(path)
             _LOADS[path] = _LOADS.get(path, 0) + 1
-        return _MODELS[path]
+        return _MODELS[key], _LOADS[path]
 
 
 def predict_partition(model: str, part: Partition, folder: str, fmt: str, batch_size: int) -> dict[str, Any]:
     """The task: predict one partition into ``folder/part-NNNNN.<fmt>`` (atomically); return its counts."""
-    nlp = worker_model(model)
+    nlp, loads = worker_model(model)
     counts = {"docs": 0, "entities": 0, "relations": 0}
     records = predict_docs(nlp, read_partition(part), batch_size=batch_size)
     write_records(Path(folder) / part.file_name(fmt), counted(records, counts), fmt)
-    return {"index": part.index, **counts, "worker": f"{socket.gethostname()}:{os.getpid()}",
-            "model_loads": _LOADS[model]}
+    return {"index": part.index, **counts, "worker": f"{socket.gethostname()}:{os.getpid()}", "model_loads": loads}
 
 
 # --------------------------------------------------------------------------------------------- the client
@@ -237,12 +239,15 @@ def predict_distributed(
     paths = [Path(p).resolve() for p in inputs]
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; the dask engine writes a folder of part files")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise OutputError(f"{out}: is a folder with files but no {MANIFEST_NAME}, not an earlier output of "
+                          "predict --engine dask; give a new or empty folder (nothing was changed)")
     fmt = "parquet" if is_parquet(out) else "jsonl"
     key = run_key(model_path, paths, fmt)
     folder = out.with_name(out.name + PARTIAL_SUFFIX)
     saved = _open_progress(folder, key, restart=restart)
     with connect(scheduler) as client:
-        workers = len(client.scheduler_info()["workers"])
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
         if saved is not None:
             plan = [Partition(**p) for p in saved["plan"]]
             done: dict[str, dict[str, Any]] = saved["done"]

@@ -319,6 +319,15 @@ def test_distributed_bad_scheduler_is_one_line_within_timeout(tmp_path, articles
         pass
 
 
+def test_distributed_never_replaces_a_folder_it_did_not_write(tmp_path, articles):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"home: is a folder with files but no manifest\.json"):
+        distributed.predict_distributed(tmp_path, [articles], out, scheduler="local:2")
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_predict_unknown_engine_is_a_usage_error(tmp_path, articles):
     result = CliRunner().invoke(app, ["predict", str(tmp_path), str(articles), "--out", "o.jsonl", "--engine", "spark"])
     assert result.exit_code == 2
