@@ -38,6 +38,7 @@ from .predict import (
     DEFAULT_BATCH_SIZE,
     PARTIAL_SUFFIX,
     PROGRESS_NAME,
+    check_same_run,
     counted,
     files_signature,
     load_model,
@@ -196,10 +197,7 @@ def _open_progress(folder: Path, key: dict[str, str], *, restart: bool) -> dict[
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise OutputError(f"{progress}: unreadable progress file of an interrupted run ({err}); "
                           "pass --restart to discard that run") from err
-    changed = [name for name in ("model", "inputs", "format") if old_key.get(name) != key[name]]
-    if changed:
-        raise OutputError(f"{folder}: an interrupted run with a different {' and '.join(changed)} is waiting here; "
-                          "run it again with the same model and inputs to continue it, or pass --restart to discard it")
+    check_same_run(folder, old_key, key)
     return saved
 
 

@@ -178,6 +178,17 @@ def run_key(model: Path | str, inputs: Iterable[Path | str], fmt: str) -> dict[s
     return {"model": files_signature(model), "inputs": inputs_digest, "format": fmt}
 
 
+_KEY_NAMES = {"model": "model", "inputs": "input", "format": "output format"}
+
+
+def check_same_run(folder: Path, saved: dict[str, str], key: dict[str, str]) -> None:
+    """Refuse to continue the interrupted run in ``folder`` (its key ``saved``) with a different run ``key``."""
+    changed = [label for name, label in _KEY_NAMES.items() if saved.get(name) != key[name]]
+    if changed:
+        raise OutputError(f"{folder}: an interrupted run with another {' and another '.join(changed)} is waiting "
+                          "here; give the same model and inputs to continue it, or pass --restart to discard it")
+
+
 @dataclass
 class PartialRun:
     """The part files of an unfinished run in ``<out>.partial/`` and their list in ``progress.json``."""
@@ -202,11 +213,7 @@ class PartialRun:
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise OutputError(f"{progress}: unreadable progress file of an interrupted run ({err}); "
                                   "pass --restart to discard that run") from err
-            changed = [name for name in ("model", "inputs", "format") if old_key.get(name) != key[name]]
-            if changed:
-                raise OutputError(f"{run.folder}: an interrupted run with a different {' and '.join(changed)} is "
-                                  "waiting here; run it again with the same model and inputs to continue it, "
-                                  "or pass --restart to discard it")
+            check_same_run(run.folder, old_key, key)
             run.parts = parts
             listed = {p["file"] for p in parts} | {PROGRESS_NAME}
             for stray in run.folder.iterdir():

@@ -232,9 +232,9 @@ def test_predict_refuses_to_resume_on_changed_input(model, articles, tmp_path):
         handle.write(json.dumps({"id": "new", "text": "Macron met Umerov."}) + "\n")
     result = CliRunner().invoke(app, ["predict", str(model), str(articles), "--out", str(out), "--checkpoint-every", "4"])
     assert result.exit_code == 1
-    assert "an interrupted run with a different inputs is waiting here" in result.output
+    assert "an interrupted run with another input is waiting here" in result.output
     assert "--restart" in result.output and len(result.output.strip().splitlines()) == 1
-    with pytest.raises(OutputError, match="different model"):
+    with pytest.raises(OutputError, match="with another model and another input is waiting"):
         predict(model.parent / "model-last", [articles], out, checkpoint_every=4)
     summary = predict(model, [articles], out, checkpoint_every=4, restart=True)
     assert summary["resumed_after"] == 0 and summary["docs"] == N_ARTICLES + 1
