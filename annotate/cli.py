@@ -611,26 +611,50 @@ def train_cmd(
     report(summary, as_json=as_json, title=f"Trained {output}", rows=rows)
 
 
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 @app.command("predict")
 def predict_cmd(
     model: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A trained pipeline folder.")],
-    inputs: Annotated[list[Path], typer.Argument(exists=True, help="Records JSONL, or raw articles (.txt/.html/.jsonl, folders).")],
-    out: Annotated[Path, typer.Option("--out", help="Predicted records JSONL.")],
+    inputs: Annotated[list[Path], typer.Argument(exists=True, help="Records JSONL or Parquet, or raw articles (.txt/.html/.jsonl, folders).")],
+    out: Annotated[Path, typer.Option("--out", help="Predicted records: JSONL, or Parquet for a .parquet name (with --engine dask: a folder of part files).")],
     batch_size: Annotated[int, typer.Option(help="Documents per nlp.pipe batch.")] = 64,
     n_process: Annotated[int, typer.Option("--n-process", help="Worker processes for nlp.pipe.")] = 1,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted run left beside --out instead of continuing it.")] = False,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help="Records per part file: an interrupted run redoes at most this many.")] = 1000,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this machine; dask: map partitions over a Dask cluster.")] = Engine.local,
+    scheduler: Annotated[str, typer.Option("--scheduler", help="With --engine dask: tcp://HOST:8786, or local:N for N worker processes here.")] = "local:2",
+    partitions: Annotated[int | None, typer.Option("--partitions", min=1, help="With --engine dask: partitions of the input (default: 4 per worker).")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict entities and relations on articles; the output feeds `annotate tasks` as pre-annotations.
 
+    Streams in constant memory; an interrupted run continues where it stopped when run again.
+
     Example: annotate predict models/run1/model-best seeds/ --out corpora/demo/predicted.jsonl --n-process 2
     """
+    if engine is Engine.dask:
+        from .distributed import predict_distributed
+
+        bar = progress(iter(int, 1), "predict (partitions)")
+        summary = predict_distributed(model, inputs, out, scheduler=scheduler, partitions=partitions,
+                                      batch_size=batch_size, force=force, restart=restart,
+                                      on_partition=lambda _: next(bar))
+        bar.close()
+        report(summary, as_json=as_json, title=f"Predictions in {out}/")
+        return
     from .predict import predict
 
     bar = progress(iter(int, 1), "predict")  # an endless counter: one step per record written
     summary = predict(model, inputs, out, batch_size=batch_size, n_process=n_process, on_record=lambda _: next(bar),
-                      force=force)
+                      force=force, restart=restart, checkpoint_every=checkpoint_every)
     bar.close()
+    if summary["resumed_after"]:
+        err_console.print(f"continued an interrupted run after {summary['resumed_after']} records", style="yellow")
     report(summary, as_json=as_json, title=f"Predictions in {out}")
 
 

@@ -49,3 +49,7 @@ class DoccanoError(AnnotateError):
 
 class OutputError(AnnotateError):
     """Refusing to write an output (it would lose labelled data, or the place is not writable)."""
+
+
+class EngineError(AnnotateError):
+    """A distributed engine (a Dask scheduler) that cannot be reached or used."""

@@ -386,9 +386,12 @@ def count_lines(path: Path | str) -> int:
         return sum(1 for line in handle if line.strip())
 
 
-def refuse_fewer(path: Path | str, new_count: int, *, force: bool = False, what: str = "records") -> None:
-    """Raise :class:`OutputError` when ``path`` holds more records than the ``new_count`` about to replace it."""
-    before = count_lines(path)
+def refuse_fewer(
+    path: Path | str, new_count: int, *, force: bool = False, what: str = "records", before: int | None = None,
+) -> None:
+    """Raise :class:`OutputError` when ``path`` holds more records than the ``new_count`` about to replace it
+    (``before``: the records it holds, for files that are not JSONL; default: its non-empty lines)."""
+    before = count_lines(path) if before is None else before
     if before > new_count and not force:
         raise OutputError(f"{path}: holds {before} {what}, this run would replace them with {new_count}; "
                           "pass --force to overwrite it")
