@@ -255,6 +255,17 @@ def test_select_cli_uncertainty_end_to_end(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_select_run_tasks_diverse_with_tiny_model(tiny_model, tmp_path):
+    docs = [LabelledDoc(f"u{i}#0", text, {}) for i, text in enumerate(UNSEEN)]
+    runs = [run_tasks(docs, tmp_path / f"d{k}.jsonl", model=tiny_model, select="diverse", limit=2, seed=5) for k in (1, 2)]
+    assert (tmp_path / "d1.jsonl").read_text() == (tmp_path / "d2.jsonl").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "d1.jsonl").read_text().splitlines()]
+    assert runs[0]["selected"] == 2 and runs[0]["suggested_by"] == tiny_model
+    assert rows[0]["meta"]["selection_reason"] == "first pick, drawn with seed 5" and "selection_score" not in rows[0]["meta"]
+    assert rows[1]["meta"]["selection_reason"].startswith("cosine distance ") and rows[1]["meta"]["selection_score"] > 0
+
+
+@pytest.mark.slow
 def test_select_score_records_parts_are_bounded(tiny_model):
     from annotate.predict import load_model
 
