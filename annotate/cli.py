@@ -173,21 +173,38 @@ def tasks_cmd(
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
+    select: Annotated[str | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty or diverse (the last two need --model).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="With --select: keep the first N records of the ranking.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random and diverse selection.")] = 0,
+    skip_ids: Annotated[list[Path] | None, typer.Option("--skip-ids", exists=True, dir_okay=False, help="Leave out records whose id is in this records/tasks JSONL (e.g. a pull's labelled.jsonl); repeatable.")] = None,
+    skip_project: Annotated[str | None, typer.Option("--skip-project", help="Leave out records already in this Doccano project.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="With --skip-project: a Doccano of your own (default: the embedded one).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="With --skip-project: data dir of the embedded Doccano.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn articles into Doccano import tasks, optionally with suggested spans and relations.
 
     Example: annotate tasks corpora/demo/articles.jsonl --patterns --out corpora/demo/tasks.jsonl
+
+    Next round of active learning: annotate tasks corpora/demo/articles.jsonl --model models/demo/model-best
+    --select uncertainty --limit 20 --skip-project demo --out corpora/demo/round2.jsonl
     """
     from .records import read_docs
     from .schema import load_schema
+    from .select import read_ids
     from .tasks import run_tasks
 
     sch = load_schema(schema)
     gate = _gate(articles, sch, skip_invalid)
+    skip = {record_id for path in skip_ids or [] for record_id in read_ids(path)}
+    if skip_project is not None:
+        from . import doccano, doccano_server
+
+        skip |= doccano.project_record_ids(doccano_server.resolve_url(url, data_dir), _doccano_credentials(), skip_project)
     summary = run_tasks(gate(progress(read_docs(articles), "reading")), out, unit=unit.value, patterns=patterns,
                         patterns_file=patterns_file, model=model, schema=sch,
-                        wrap=lambda docs: progress(docs, "suggesting"), force=force)
+                        wrap=lambda docs: progress(docs, "suggesting"), force=force,
+                        select=select, limit=limit, seed=seed, skip_ids=skip)
     summary.update(_gate_summary(gate))
     report(summary, as_json=as_json, title="tasks")
 

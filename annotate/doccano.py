@@ -417,6 +417,12 @@ def remove_repeated_uploads(conn: Connection, project: ProjectRef, record_ids: s
     return len(repeated)
 
 
+def project_record_ids(url: str, credentials: Credentials, project_name: str) -> set[str]:
+    """The record ids already in a project (for ``annotate tasks --skip-project``); the project must exist."""
+    conn = connect(url, credentials)
+    return set(existing_record_ids(conn, require_project(conn, project_name)))
+
+
 def _record_id_of(meta: dict[str, Any]) -> str | None:
     """The API nests our meta once more (``{"meta": {"record_id": ...}}``); accept both shapes."""
     inner = meta.get("meta") if isinstance(meta.get("meta"), dict) else meta

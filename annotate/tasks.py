@@ -146,10 +146,15 @@ def to_tasks(docs: Iterable[Article], *, unit: Unit = "utf16") -> Iterator[dict[
 def run_tasks(
     docs: Iterable[LabelledDoc], out: Any, *, unit: Unit = "utf16", patterns: bool = False, patterns_file: Any = None,
     model: Any = None, schema: Any = None, wrap: Any = None, force: bool = False,
+    select: str | None = None, limit: int | None = None, seed: int = 0, skip_ids: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The ``annotate tasks`` job: optional suggestions (a trained pipeline, or the gazetteer / a patterns file),
     then one Doccano import row per record, written atomically; returns the summary. ``wrap`` (optional) wraps
-    the suggestion stream, e.g. with a progress bar."""
+    the suggestion stream, e.g. with a progress bar.
+
+    Active learning (:mod:`annotate.select`): records whose id is in ``skip_ids`` (already in the Doccano
+    project) are left out first; ``select`` (random, uncertainty, diverse) then ranks the rest and keeps the
+    first ``limit``, written in rank order with ``selection_*`` keys (strategy, rank, score, reason) in meta."""
     from .preannotate import suggestion_counts
     from .records import refuse_fewer, write_jsonl
 
@@ -157,20 +162,62 @@ def run_tasks(
         raise InputError(f"unknown offset unit {unit!r} (expected one of {', '.join(UNITS)})")
     if model is not None and (patterns or patterns_file):
         raise InputError("use either --model or --patterns/--patterns-file, not both")
+    if select is not None:
+        from .select import check_strategy
+
+        check_strategy(select, has_model=model is not None, limit=limit)
+    elif limit is not None:
+        raise InputError("--limit needs --select (random, uncertainty or diverse): which records come first?")
     docs = list(docs)
-    source = None
-    if model is not None:
+    candidates = len(docs)
+    skip = set(skip_ids)
+    docs = [doc for doc in docs if doc.id not in skip]
+    skipped = candidates - len(docs)
+    choices, source = None, None
+    if select is not None:
+        docs, choices, suggested = _select(docs, select, limit=limit, seed=seed, model=model, wrap=wrap)
+        source = str(model) if suggested else None
+    if model is not None and source is None:
         from .predict import load_model, predict_docs
 
         docs, source = predict_docs(load_model(model), docs), str(model)
+        docs = list(wrap(docs) if wrap is not None else docs)
     elif patterns or patterns_file:
         from .preannotate import PatternSuggester
 
         docs, source = PatternSuggester(schema, patterns_file).suggest(docs), "patterns"
-    if source is not None:
         docs = list(wrap(docs) if wrap is not None else docs)
     refuse_fewer(out, len(docs), force=force, what="tasks")
     written = write_jsonl(out, to_tasks(docs, unit=unit), ensure_ascii=True)
     ents, rels = suggestion_counts(docs)
-    return {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,
-            "entity_suggestions": dict(sorted(ents.items())), "relation_suggestions": dict(sorted(rels.items()))}
+    summary = {"out": str(out), "tasks": written, "unit": unit, "suggested_by": source,
+               "entity_suggestions": dict(sorted(ents.items())), "relation_suggestions": dict(sorted(rels.items()))}
+    if skip:
+        summary["skipped_already_present"] = skipped
+    if choices is not None:
+        summary.update({"selected_by": select, "seed": seed, "candidates": candidates - skipped, "selected": len(choices),
+                        "top": [{"id": c.id, "score": None if c.score is None else round(c.score, 4)} for c in choices[:5]]})
+    return summary
+
+
+def _select(docs: list[LabelledDoc], strategy: str, *, limit: int | None, seed: int, model: Any, wrap: Any,
+            ) -> tuple[list[LabelledDoc], list[Any], bool]:
+    """(chosen records in rank order with their ``selection_*`` meta, the choices, whether they carry the model's
+    suggestions already). Random picks need no model run; the others score every candidate with the model,
+    whose predictions then serve as the suggestions."""
+    from dataclasses import replace
+
+    from .select import Candidate, choose, score_records
+
+    if strategy == "random":
+        chosen = choose([Candidate(doc.id) for doc in docs], strategy, limit=limit, seed=seed)
+        by_id, suggested = {doc.id: doc for doc in docs}, False
+    else:
+        from .predict import load_model
+
+        scored = score_records(load_model(model), docs, uncertainty=strategy == "uncertainty", vectors=strategy == "diverse")
+        pairs = list(wrap(scored) if wrap is not None else scored)
+        chosen = choose([cand for _, cand in pairs], strategy, limit=limit, seed=seed)
+        by_id, suggested = {record.id: record for record, _ in pairs}, True
+    picked = [replace(by_id[c.id], meta={**by_id[c.id].meta, **c.meta()}) for c in chosen]
+    return picked, chosen, suggested
