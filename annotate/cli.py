@@ -176,6 +176,7 @@ def tasks_cmd(
     select: Annotated[str | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty or diverse (the last two need --model).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="With --select: keep the first N records of the ranking.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random and diverse selection.")] = 0,
+    per_article: Annotated[bool, typer.Option("--per-article", help="With --select: choose whole articles (all their chunks, scores summed); --limit counts articles.")] = False,
     skip_ids: Annotated[list[Path] | None, typer.Option("--skip-ids", exists=True, dir_okay=False, help="Leave out records whose id is in this records/tasks JSONL (e.g. a pull's labelled.jsonl); repeatable.")] = None,
     skip_project: Annotated[str | None, typer.Option("--skip-project", help="Leave out records already in this Doccano project.")] = None,
     url: Annotated[str | None, typer.Option("--url", help="With --skip-project: a Doccano of your own (default: the embedded one).")] = None,
@@ -204,7 +205,7 @@ def tasks_cmd(
     summary = run_tasks(gate(progress(read_docs(articles), "reading")), out, unit=unit.value, patterns=patterns,
                         patterns_file=patterns_file, model=model, schema=sch,
                         wrap=lambda docs: progress(docs, "suggesting"), force=force,
-                        select=select, limit=limit, seed=seed, skip_ids=skip)
+                        select=select, limit=limit, seed=seed, skip_ids=skip, per_article=per_article)
     summary.update(_gate_summary(gate))
     report(summary, as_json=as_json, title="tasks")
 

@@ -147,6 +147,7 @@ def run_tasks(
     docs: Iterable[LabelledDoc], out: Any, *, unit: Unit = "utf16", patterns: bool = False, patterns_file: Any = None,
     model: Any = None, schema: Any = None, wrap: Any = None, force: bool = False,
     select: str | None = None, limit: int | None = None, seed: int = 0, skip_ids: Iterable[str] = (),
+    per_article: bool = False,
 ) -> dict[str, Any]:
     """The ``annotate tasks`` job: optional suggestions (a trained pipeline, or the gazetteer / a patterns file),
     then one Doccano import row per record, written atomically; returns the summary. ``wrap`` (optional) wraps
@@ -154,7 +155,9 @@ def run_tasks(
 
     Active learning (:mod:`annotate.select`): records whose id is in ``skip_ids`` (already in the Doccano
     project) are left out first; ``select`` (random, uncertainty, diverse) then ranks the rest and keeps the
-    first ``limit``, written in rank order with ``selection_*`` keys (strategy, rank, score, reason) in meta."""
+    first ``limit``, written in rank order with ``selection_*`` keys (strategy, rank, score, reason) in meta.
+    ``per_article``: the chunks of one article (``meta.article_id``) are scored, chosen and written together, and
+    ``limit`` counts articles."""
     from .preannotate import suggestion_counts
     from .records import refuse_fewer, write_jsonl
 
@@ -166,8 +169,9 @@ def run_tasks(
         from .select import check_strategy
 
         check_strategy(select, has_model=model is not None, limit=limit)
-    elif limit is not None:
-        raise InputError("--limit needs --select (random, uncertainty or diverse): which records come first?")
+    elif limit is not None or per_article:
+        option = "--limit" if limit is not None else "--per-article"
+        raise InputError(f"{option} needs --select (random, uncertainty or diverse): which records come first?")
     docs = list(docs)
     candidates = len(docs)
     skip = set(skip_ids)
@@ -175,7 +179,8 @@ def run_tasks(
     skipped = candidates - len(docs)
     choices, source = None, None
     if select is not None:
-        docs, choices, suggested = _select(docs, select, limit=limit, seed=seed, model=model, wrap=wrap)
+        docs, choices, suggested = _select(docs, select, limit=limit, seed=seed, model=model, wrap=wrap,
+                                           per_article=per_article)
         source = str(model) if suggested else None
     if model is not None and source is None:
         from .predict import load_model, predict_docs
@@ -196,28 +201,36 @@ def run_tasks(
         summary["skipped_already_present"] = skipped
     if choices is not None:
         summary.update({"selected_by": select, "seed": seed, "candidates": candidates - skipped, "selected": len(choices),
+                        "unit": "article" if per_article else "record", "selected_records": len(docs),
                         "top": [{"id": c.id, "score": None if c.score is None else round(c.score, 4)} for c in choices[:5]]})
     return summary
 
 
 def _select(docs: list[LabelledDoc], strategy: str, *, limit: int | None, seed: int, model: Any, wrap: Any,
-            ) -> tuple[list[LabelledDoc], list[Any], bool]:
+            per_article: bool = False) -> tuple[list[LabelledDoc], list[Any], bool]:
     """(chosen records in rank order with their ``selection_*`` meta, the choices, whether they carry the model's
     suggestions already). Random picks need no model run; the others score every candidate with the model,
-    whose predictions then serve as the suggestions."""
+    whose predictions then serve as the suggestions. ``per_article``: candidates are whole articles (their
+    chunks' scores summed, vectors averaged), and each chosen article brings all its chunks, in order."""
     from dataclasses import replace
 
-    from .select import Candidate, choose, score_records
+    from .select import Candidate, choose, group, score_records
 
     if strategy == "random":
-        chosen = choose([Candidate(doc.id) for doc in docs], strategy, limit=limit, seed=seed)
-        by_id, suggested = {doc.id: doc for doc in docs}, False
+        cands, by_id, suggested = [Candidate(doc.id, chars=len(doc.text)) for doc in docs], {doc.id: doc for doc in docs}, False
     else:
         from .predict import load_model
 
         scored = score_records(load_model(model), docs, uncertainty=strategy == "uncertainty", vectors=strategy == "diverse")
         pairs = list(wrap(scored) if wrap is not None else scored)
-        chosen = choose([cand for _, cand in pairs], strategy, limit=limit, seed=seed)
-        by_id, suggested = {record.id: record for record, _ in pairs}, True
-    picked = [replace(by_id[c.id], meta={**by_id[c.id].meta, **c.meta()}) for c in chosen]
+        cands, by_id, suggested = [cand for _, cand in pairs], {record.id: record for record, _ in pairs}, True
+    members: dict[str, list[str]] = {doc.id: [doc.id] for doc in docs}
+    if per_article:
+        key_of = {doc.id: str(doc.meta.get("article_id") or doc.id) for doc in docs}
+        members = {}
+        for doc in docs:
+            members.setdefault(key_of[doc.id], []).append(doc.id)
+        cands = group(cands, key_of)
+    chosen = choose(cands, strategy, limit=limit, seed=seed)
+    picked = [replace(by_id[i], meta={**by_id[i].meta, **c.meta()}) for c in chosen for i in members[c.id]]
     return picked, chosen, suggested

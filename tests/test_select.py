@@ -176,6 +176,33 @@ def test_select_run_tasks_limit_needs_select(tmp_path):
     assert not (tmp_path / "t.jsonl").exists()
 
 
+
+def chunked() -> list[LabelledDoc]:
+    """Three articles of 3, 1 and 2 chunks."""
+    sizes = {"a": 3, "b": 1, "c": 2}
+    return [LabelledDoc(f"{a}#{k}", f"Chunk {k} of {a}.", {"article_id": a, "chunk": k}) for a, n in sizes.items() for k in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_select_run_tasks_per_article_brings_whole_articles_in_order(tmp_path, seed):
+    out = tmp_path / "tasks.jsonl"
+    summary = run_tasks(chunked(), out, select="random", limit=2, seed=seed, per_article=True)
+    rows = [json.loads(line)["meta"] for line in out.read_text(encoding="ascii").splitlines()]
+    articles = list(dict.fromkeys(r["article_id"] for r in rows))
+    sizes = {"a": 3, "b": 1, "c": 2}
+    assert len(articles) == 2 and summary["selected"] == 2 and summary["unit"] == "article"
+    assert summary["selected_records"] == summary["tasks"] == sum(sizes[a] for a in articles)
+    for rank, article in enumerate(articles, start=1):  # each article's chunks together, in order, with one rank
+        mine = [r for r in rows if r["article_id"] == article]
+        assert [r["chunk"] for r in mine] == list(range(sizes[article]))
+        assert {r["selection_rank"] for r in mine} == {rank}
+
+
+def test_select_run_tasks_per_article_needs_select(tmp_path):
+    with pytest.raises(InputError, match="--per-article needs --select"):
+        run_tasks(chunked(), tmp_path / "t.jsonl", per_article=True)
+    assert not (tmp_path / "t.jsonl").exists()
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--select", "foo"], "unknown selection strategy 'foo'"),
     (["--select", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
@@ -264,6 +291,22 @@ def test_select_run_tasks_diverse_with_tiny_model(tiny_model, tmp_path):
     assert rows[0]["meta"]["selection_reason"] == "first pick, drawn with seed 5" and "selection_score" not in rows[0]["meta"]
     assert rows[1]["meta"]["selection_reason"].startswith("cosine distance ") and rows[1]["meta"]["selection_score"] > 0
 
+
+@pytest.mark.slow
+def test_select_uncertainty_per_article_sums_its_chunks(tiny_model, tmp_path):
+    docs = [LabelledDoc(f"art{i // 2}#{i % 2}", text, {"article_id": f"art{i // 2}"}) for i, text in enumerate(UNSEEN)]
+    run_tasks(docs, tmp_path / "records.jsonl", model=tiny_model, select="uncertainty")
+    per_record = {json.loads(line)["meta"]["record_id"]: json.loads(line)["meta"]["selection_score"]
+                  for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    summary = run_tasks(docs, tmp_path / "articles.jsonl", model=tiny_model, select="uncertainty", per_article=True, limit=1)
+    rows = [json.loads(line)["meta"] for line in (tmp_path / "articles.jsonl").read_text().splitlines()]
+    article = rows[0]["article_id"]
+    assert summary["selected"] == 1 and [r["article_id"] for r in rows] == [article] * len(rows)
+    chunk_sum = sum(score for rid, score in per_record.items() if rid.startswith(f"{article}#"))
+    assert rows[0]["selection_score"] == pytest.approx(chunk_sum, abs=1e-3)
+    best = max({rid.split("#")[0] for rid in per_record},
+               key=lambda a: sum(v for rid, v in per_record.items() if rid.startswith(f"{a}#")))
+    assert article == best
 
 @pytest.mark.slow
 def test_select_score_records_parts_are_bounded(tiny_model):
