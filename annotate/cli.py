@@ -503,6 +503,7 @@ def doccano_pull_cmd(
 def doccano_backup_cmd(
     out: Annotated[Path, typer.Option("--out", dir_okay=False, help="The backup file to write (a .tar.gz).")],
     data_dir: DataDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file at --out.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Back up the embedded Doccano's database (SQLite online backup or pg_dump; the server may run).
@@ -511,7 +512,7 @@ def doccano_backup_cmd(
     """
     from . import doccano_backup, doccano_server
 
-    summary = doccano_backup.backup(data_dir or doccano_server.default_data_dir(), out)
+    summary = doccano_backup.backup(data_dir or doccano_server.default_data_dir(), out, force=force)
     report(summary, as_json=as_json, title="Doccano backup")
 
 

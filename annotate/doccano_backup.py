@@ -57,8 +57,11 @@ def _sha256(path: Path) -> str:
 # -------------------------------------------------------------------------------------------- backup
 
 
-def backup(data_dir: Path, out: Path) -> dict[str, Any]:
-    """Write a backup of ``data_dir``'s database to ``out`` (atomically: a failed backup leaves no file)."""
+def backup(data_dir: Path, out: Path, *, force: bool = False) -> dict[str, Any]:
+    """Write a backup of ``data_dir``'s database to ``out`` (atomically: a failed backup leaves no file). An
+    existing ``out`` (an older backup, perhaps the only copy of work since lost) is replaced only if ``force``."""
+    if out.exists() and not force:
+        raise OutputError(f"{out} already exists (an earlier backup?): write to a new file, or pass --force to replace it")
     data_dir = data_dir.resolve()
     kind = doccano_db.kind_of(data_dir)
     stored = "postgres" if kind in ("postgres", "url") else "sqlite"

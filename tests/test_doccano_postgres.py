@@ -200,6 +200,21 @@ def test_doccano_backup_of_a_data_dir_without_database(tmp_path: Path) -> None:
     assert not (tmp_path / "b.tar.gz").exists()
 
 
+
+def test_doccano_backup_never_replaces_an_older_backup_unless_forced(tmp_path: Path) -> None:
+    source = sqlite_data_dir(tmp_path / "source", ["Kyiv"])
+    older = tmp_path / "b.tar.gz"
+    older.write_bytes(b"an older backup")
+    result = CliRunner().invoke(app, ["doccano", "backup", "--out", str(older), "--data-dir", str(source)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {older} already exists (an earlier backup?): write to a new "
+                                                  "file, or pass --force to replace it"]
+    assert older.read_bytes() == b"an older backup"
+    forced = CliRunner().invoke(app, ["doccano", "backup", "--out", str(older), "--data-dir", str(source), "--force"])
+    assert forced.exit_code == 0, forced.output
+    doccano_backup.restore(older, tmp_path / "fresh")
+    assert sqlite_rows(tmp_path / "fresh") == ["Kyiv"]
+
 # ------------------------------------------------------------------------------ a real local cluster
 
 
