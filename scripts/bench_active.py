@@ -132,7 +132,7 @@ def pick(model: Path | None, pool: dict[str, list[LabelledDoc]], left: list[str]
 
     nlp = spacy.load(model)
     records = [r for u in left + (labelled if strategy == "diverse" else []) for r in pool[u]]
-    scored = [c for _, c in select.score_records(nlp, records, uncertainty=strategy == "uncertainty",
+    scored = [c for _, c in select.score_records(nlp, records, uncertainty=strategy in select.UNCERTAINTY,
                                                  vectors=strategy == "diverse")]
     units = select.group(scored, {r.id: u for u in pool for r in pool[u]})
     by_id = {c.id: c for c in units}
