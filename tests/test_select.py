@@ -161,8 +161,8 @@ def test_select_choice_meta_carries_strategy_rank_score_reason():
 
 
 @pytest.mark.parametrize(("strategy", "has_model", "limit", "match"), [
-    ("foo", True, None, "unknown selection strategy 'foo' \\(expected one of random, uncertainty, diverse, "
-                        "uncertainty-per-char\\)"),
+    ("foo", True, None, ("unknown selection strategy 'foo' \\(expected one of random, uncertainty, diverse, "
+                         "uncertainty-per-char\\)")),
     ("random", False, 0, "--limit must be at least 1, got 0"),
     ("uncertainty", False, 5, "--select uncertainty needs --model"),
     ("diverse", False, None, "--select diverse needs --model"),
