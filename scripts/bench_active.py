@@ -24,7 +24,7 @@ prefer long ones; ``uncertainty-per-char`` divides that sum by the document's le
 Target (issue 12): uncertainty reaches random selection's final entity F1 with at most 70% of the documents.
 
 Outputs in ``--out``: ``runs/*.json`` (one per dataset/seed/strategy/round; reused on a rerun, so an interrupted
-run resumes), ``results.json``, ``table.md`` and ``curves.png``.
+run resumes), ``results.json``, ``table.md`` and ``curves.png`` (F1 against documents, and against characters).
 
 Usage: .venv/bin/python scripts/bench_active.py [--dataset re3d,ours] [--seeds 0,1,2] [--rounds 4] [--initial 5]
        [--batch 8] [--steps 250] [--width 64] [--strategies random,uncertainty,diverse,uncertainty-per-char] [--jobs 1]
@@ -276,17 +276,19 @@ def plot(table: dict, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(table), figsize=(6 * len(table), 4.2), squeeze=False)
-    for ax, (dataset, strategies) in zip(axes[0], table.items()):
-        for strategy, points in strategies.items():
-            x = [p["documents"] for p in points]
-            ax.plot(x, [p["mean"] for p in points], marker="o", label=strategy)
-            ax.fill_between(x, [p["min"] for p in points], [p["max"] for p in points], alpha=0.15)
-        ax.set_title(f"{dataset}: held-out entity F1 (mean, min-max over seeds)")
-        ax.set_xlabel("labelled documents")
-        ax.set_ylabel("entity F1")
-        ax.grid(alpha=0.3)
-        ax.legend()
+    fig, axes = plt.subplots(2, len(table), figsize=(6 * len(table), 8.4), squeeze=False)
+    for col, (dataset, strategies) in enumerate(table.items()):
+        for row, (key, xlabel) in enumerate((("documents", "labelled documents"), ("chars", "characters labelled (mean)"))):
+            ax = axes[row][col]
+            for strategy, points in strategies.items():
+                x = [p[key] for p in points]
+                ax.plot(x, [p["mean"] for p in points], marker="o", label=strategy)
+                ax.fill_between(x, [p["min"] for p in points], [p["max"] for p in points], alpha=0.15)
+            ax.set_title(f"{dataset}: held-out entity F1 (mean, min-max over seeds)")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("entity F1")
+            ax.grid(alpha=0.3)
+            ax.legend()
     fig.tight_layout()
     path = out / "curves.png"
     fig.savefig(path, dpi=110)
