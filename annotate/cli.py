@@ -173,7 +173,7 @@ def tasks_cmd(
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
-    select: Annotated[str | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty or diverse (the last two need --model).")] = None,
+    select: Annotated[str | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty, diverse or uncertainty-per-char (doubt per 1,000 characters); all but random need --model.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="With --select: keep the first N records of the ranking.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random and diverse selection.")] = 0,
     per_article: Annotated[bool, typer.Option("--per-article", help="With --select: choose whole articles (all their chunks, scores summed); --limit counts articles.")] = False,

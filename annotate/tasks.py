@@ -154,7 +154,7 @@ def run_tasks(
     the suggestion stream, e.g. with a progress bar.
 
     Active learning (:mod:`annotate.select`): records whose id is in ``skip_ids`` (already in the Doccano
-    project) are left out first; ``select`` (random, uncertainty, diverse) then ranks the rest and keeps the
+    project) are left out first; ``select`` (random, uncertainty, diverse, uncertainty-per-char) then ranks the rest and keeps the
     first ``limit``, written in rank order with ``selection_*`` keys (strategy, rank, score, reason) in meta.
     ``per_article``: the chunks of one article (``meta.article_id``) are scored, chosen and written together, and
     ``limit`` counts articles."""
@@ -171,7 +171,7 @@ def run_tasks(
         check_strategy(select, has_model=model is not None, limit=limit)
     elif limit is not None or per_article:
         option = "--limit" if limit is not None else "--per-article"
-        raise InputError(f"{option} needs --select (random, uncertainty or diverse): which records come first?")
+        raise InputError(f"{option} needs --select (random, uncertainty, diverse or uncertainty-per-char): which records come first?")
     docs = list(docs)
     candidates = len(docs)
     skip = set(skip_ids)
@@ -214,14 +214,14 @@ def _select(docs: list[LabelledDoc], strategy: str, *, limit: int | None, seed: 
     chunks' scores summed, vectors averaged), and each chosen article brings all its chunks, in order."""
     from dataclasses import replace
 
-    from .select import Candidate, choose, group, score_records
+    from .select import UNCERTAINTY, Candidate, choose, group, score_records
 
     if strategy == "random":
         cands, by_id, suggested = [Candidate(doc.id, chars=len(doc.text)) for doc in docs], {doc.id: doc for doc in docs}, False
     else:
         from .predict import load_model
 
-        scored = score_records(load_model(model), docs, uncertainty=strategy == "uncertainty", vectors=strategy == "diverse")
+        scored = score_records(load_model(model), docs, uncertainty=strategy in UNCERTAINTY, vectors=strategy == "diverse")
         pairs = list(wrap(scored) if wrap is not None else scored)
         cands, by_id, suggested = [cand for _, cand in pairs], {record.id: record for record, _ in pairs}, True
     members: dict[str, list[str]] = {doc.id: [doc.id] for doc in docs}

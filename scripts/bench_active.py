@@ -2,7 +2,7 @@
 
 For each dataset and seed: draw ``--initial`` documents from the pool at random (the same start for every
 strategy), train a small NER, score it on a fixed held-out set that no selection ever touches, then repeat
-``--rounds`` times: let each strategy (``annotate.select``: random, uncertainty, diverse) pick ``--batch``
+``--rounds`` times: let each strategy (``annotate.select``: random, uncertainty, diverse, uncertainty-per-char) pick ``--batch``
 more documents from what is left of the pool, using the model of the previous round, retrain from scratch on
 everything picked so far, score. Gold labels of picked documents are revealed as if annotators had done them.
 
@@ -19,15 +19,15 @@ faster than the config's 96, same entity F1 on re3d dev); the last step's (avera
 Score: spaCy's exact-span entity F1 (``ents_f``) on the held-out DocBin, nested gold flattened longest-first as
 ``annotate docbin`` does. Intervals: mean over seeds with the min-max range (and a per-seed count of documents
 needed). Characters labelled are reported beside documents: uncertainty sums doubts over a document, so it may
-prefer long ones.
+prefer long ones; ``uncertainty-per-char`` divides that sum by the document's length.
 
 Target (issue 12): uncertainty reaches random selection's final entity F1 with at most 70% of the documents.
 
 Outputs in ``--out``: ``runs/*.json`` (one per dataset/seed/strategy/round; reused on a rerun, so an interrupted
-run resumes), ``results.json``, ``table.md`` and ``curves.png``.
+run resumes), ``results.json``, ``table.md`` and ``curves.png`` (F1 against documents, and against characters).
 
 Usage: .venv/bin/python scripts/bench_active.py [--dataset re3d,ours] [--seeds 0,1,2] [--rounds 4] [--initial 5]
-       [--batch 8] [--steps 250] [--width 64] [--strategies random,uncertainty,diverse] [--jobs 1]
+       [--batch 8] [--steps 250] [--width 64] [--strategies random,uncertainty,diverse,uncertainty-per-char] [--jobs 1]
        [--out /tmp/annotate-active]
 """
 
@@ -132,7 +132,7 @@ def pick(model: Path | None, pool: dict[str, list[LabelledDoc]], left: list[str]
 
     nlp = spacy.load(model)
     records = [r for u in left + (labelled if strategy == "diverse" else []) for r in pool[u]]
-    scored = [c for _, c in select.score_records(nlp, records, uncertainty=strategy == "uncertainty",
+    scored = [c for _, c in select.score_records(nlp, records, uncertainty=strategy in select.UNCERTAINTY,
                                                  vectors=strategy == "diverse")]
     units = select.group(scored, {r.id: u for u in pool for r in pool[u]})
     by_id = {c.id: c for c in units}
@@ -212,19 +212,21 @@ def curves(rows: list[dict]) -> dict:
     return {d: dict(sorted(s.items(), key=lambda item: order.get(item[0], len(order)))) for d, s in table.items()}
 
 
-def docs_to_reach(points: list[dict], target: float) -> float | None:
-    """Documents at which the mean curve first reaches ``target``, linear between measured rounds."""
+def docs_to_reach(points: list[dict], target: float, key: str = "documents") -> float | None:
+    """Documents (or mean characters, ``key="chars"``) at which the mean curve first reaches ``target``, linear
+    between measured rounds."""
     for before, point in zip([None, *points], points):
         if point["mean"] >= target:
             if before is None or point["mean"] == before["mean"]:
-                return float(point["documents"])
+                return float(point[key])
             share = (target - before["mean"]) / (point["mean"] - before["mean"])
-            return before["documents"] + share * (point["documents"] - before["documents"])
+            return before[key] + share * (point[key] - before[key])
     return None
 
 
-def per_seed_docs(rows: list[dict], dataset: str, strategy: str) -> list[int | None]:
-    """For each seed: documents the strategy needed to reach that seed's final random F1."""
+def per_seed_docs(rows: list[dict], dataset: str, strategy: str) -> list[tuple[int, int] | None]:
+    """For each seed: (documents, characters) the strategy had labelled when it first reached that seed's final
+    random F1 (``None``: not reached)."""
     out = []
     for seed in sorted({r["seed"] for r in rows if r["dataset"] == dataset}):
         mine = sorted((r for r in rows if r["dataset"] == dataset and r["seed"] == seed and r["strategy"] == strategy),
@@ -233,7 +235,7 @@ def per_seed_docs(rows: list[dict], dataset: str, strategy: str) -> list[int | N
                       key=lambda r: r["round"])
         if mine and rand:
             target = rand[-1]["ents_f"]
-            out.append(next((r["documents"] for r in mine if r["ents_f"] >= target), None))
+            out.append(next(((r["documents"], r["chars"]) for r in mine if r["ents_f"] >= target), None))
     return out
 
 
@@ -254,11 +256,14 @@ def write_table(table: dict, rows: list[dict], out: Path, command: str) -> str:
                 if strategy == "random":
                     continue
                 need = docs_to_reach(strategies[strategy], final["mean"])
+                chars = docs_to_reach(strategies[strategy], final["mean"], "chars")
                 seeds = per_seed_docs(rows, dataset, strategy)
                 share = f"{need / final['documents']:.0%}" if need else "not reached"
-                at = f"{need:.1f}" if need else "-"
-                lines.append(f"- {strategy}: mean curve reaches it at {at} documents ({share}, linear between rounds); per seed "
-                             f"(that seed's random final): {', '.join(str(s) if s else 'not reached' for s in seeds)}")
+                at = (f"{need:.1f} documents ({share}) and {chars:,.0f} characters ({chars / final['chars']:.0%} of random's "
+                      f"{final['chars']:,})" if need else "- documents (not reached)")
+                per_seed = ", ".join(f"{s[0]} ({s[1]:,} chars)" if s else "not reached" for s in seeds)
+                lines.append(f"- {strategy}: mean curve reaches it at {at}, linear between rounds; per seed "
+                             f"(that seed's random final): {per_seed}")
         lines.append("")
     text = "\n".join(lines)
     (out / "table.md").write_text(text, encoding="utf-8")
@@ -271,17 +276,19 @@ def plot(table: dict, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(table), figsize=(6 * len(table), 4.2), squeeze=False)
-    for ax, (dataset, strategies) in zip(axes[0], table.items()):
-        for strategy, points in strategies.items():
-            x = [p["documents"] for p in points]
-            ax.plot(x, [p["mean"] for p in points], marker="o", label=strategy)
-            ax.fill_between(x, [p["min"] for p in points], [p["max"] for p in points], alpha=0.15)
-        ax.set_title(f"{dataset}: held-out entity F1 (mean, min-max over seeds)")
-        ax.set_xlabel("labelled documents")
-        ax.set_ylabel("entity F1")
-        ax.grid(alpha=0.3)
-        ax.legend()
+    fig, axes = plt.subplots(2, len(table), figsize=(6 * len(table), 8.4), squeeze=False)
+    for col, (dataset, strategies) in enumerate(table.items()):
+        for row, (key, xlabel) in enumerate((("documents", "labelled documents"), ("chars", "characters labelled (mean)"))):
+            ax = axes[row][col]
+            for strategy, points in strategies.items():
+                x = [p[key] for p in points]
+                ax.plot(x, [p["mean"] for p in points], marker="o", label=strategy)
+                ax.fill_between(x, [p["min"] for p in points], [p["max"] for p in points], alpha=0.15)
+            ax.set_title(f"{dataset}: held-out entity F1 (mean, min-max over seeds)")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("entity F1")
+            ax.grid(alpha=0.3)
+            ax.legend()
     fig.tight_layout()
     path = out / "curves.png"
     fig.savefig(path, dpi=110)

@@ -69,6 +69,37 @@ def test_select_uncertainty_ranks_by_summed_doubt_ties_in_input_order():
     assert chosen[2].reason == "uncertainty 0.50: entities 0.50 ('Kyiv' GPE p=0.50); relations 0.00"
 
 
+def per_char_cands() -> list[Candidate]:
+    # summed doubt ranks long, mid, short; per 1,000 characters it is short (2.0), mid (1.0), long (0.5)
+    return [Candidate("long", entity=1.5, relation=0.5, chars=4000, spans=[("NATO", "ORG", 0.4)]),
+            Candidate("mid", entity=1.0, chars=1000),
+            Candidate("short", entity=0.1, relation=0.5, chars=300, relations=[("MEETS", 0.45, 0.5)]),
+            Candidate("empty", chars=0)]
+
+
+def test_select_uncertainty_per_char_ranks_short_dense_records_first():
+    assert [c.id for c in choose(per_char_cands(), "uncertainty")] == ["long", "mid", "short", "empty"]
+    chosen = choose(per_char_cands(), "uncertainty-per-char")
+    assert [(c.id, c.rank, round(c.score, 3)) for c in chosen] == [("short", 1, 2.0), ("mid", 2, 1.0), ("long", 3, 0.5),
+                                                                 ("empty", 4, 0.0)]
+    assert chosen[0].reason == ("uncertainty 2.00 per 1,000 characters (0.60 over 300): entities 0.10; "
+                                "relations 0.50 (MEETS p=0.45 vs 0.50)")
+    assert chosen[2].reason == ("uncertainty 0.50 per 1,000 characters (2.00 over 4,000): entities 1.50 "
+                                "('NATO' ORG p=0.40); relations 0.50")
+    assert chosen[0].meta() == {"selection_strategy": "uncertainty-per-char", "selection_rank": 1, "selection_score": 2.0,
+                                "selection_reason": chosen[0].reason}
+
+
+def test_select_uncertainty_per_char_of_an_article_divides_its_summed_doubt_by_its_summed_length():
+    parts = [Candidate("a#0", entity=0.5, chars=100), Candidate("a#1", entity=0.1, chars=900),
+             Candidate("b#0", entity=0.2, chars=100)]
+    # by record a#0 leads (5.0 per 1,000); as articles a is 0.6 over 1,000 characters (0.6), b 0.2 over 100 (2.0)
+    assert [c.id for c in choose(parts, "uncertainty-per-char")] == ["a#0", "b#0", "a#1"]
+    merged = group(parts, {"a#0": "a", "a#1": "a", "b#0": "b"})
+    assert [(c.id, round(c.score, 3)) for c in choose(merged, "uncertainty-per-char")] == [("b", 2.0), ("a", 0.6)]
+    assert [c.id for c in choose(merged, "uncertainty")] == ["a", "b"]
+
+
 @pytest.mark.parametrize("limit", [1, 2, 4, 10])
 def test_select_limit_keeps_the_head_of_the_ranking(limit):
     full = [c.id for c in choose(cands(), "uncertainty")]
@@ -130,10 +161,12 @@ def test_select_choice_meta_carries_strategy_rank_score_reason():
 
 
 @pytest.mark.parametrize(("strategy", "has_model", "limit", "match"), [
-    ("foo", True, None, "unknown selection strategy 'foo' \\(expected one of random, uncertainty, diverse\\)"),
+    ("foo", True, None, ("unknown selection strategy 'foo' \\(expected one of random, uncertainty, diverse, "
+                         "uncertainty-per-char\\)")),
     ("random", False, 0, "--limit must be at least 1, got 0"),
     ("uncertainty", False, 5, "--select uncertainty needs --model"),
     ("diverse", False, None, "--select diverse needs --model"),
+    ("uncertainty-per-char", False, None, "--select uncertainty-per-char needs --model \\(the pipeline whose doubts"),
 ])
 def test_select_bad_values(strategy, has_model, limit, match):
     with pytest.raises(InputError, match=match):
@@ -207,6 +240,8 @@ def test_select_run_tasks_per_article_needs_select(tmp_path):
     (["--select", "foo"], "unknown selection strategy 'foo'"),
     (["--select", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
     (["--select", "uncertainty"], "--select uncertainty needs --model"),
+    (["--select", "uncertainty-per-word"], "unknown selection strategy 'uncertainty-per-word'"),
+    (["--select", "uncertainty-per-char"], "--select uncertainty-per-char needs --model"),
     (["--limit", "3"], "--limit needs --select"),
 ])
 def test_select_cli_bad_values_one_line(tmp_path, extra, message):
@@ -307,6 +342,26 @@ def test_select_uncertainty_per_article_sums_its_chunks(tiny_model, tmp_path):
     best = max({rid.split("#")[0] for rid in per_record},
                key=lambda a: sum(v for rid, v in per_record.items() if rid.startswith(f"{a}#")))
     assert article == best
+
+
+@pytest.mark.slow
+def test_select_uncertainty_per_char_per_article_divides_by_the_article_length(tiny_model, tmp_path):
+    docs = [LabelledDoc(f"art{i // 2}#{i % 2}", text, {"article_id": f"art{i // 2}"}) for i, text in enumerate(UNSEEN)]
+    run_tasks(docs, tmp_path / "records.jsonl", model=tiny_model, select="uncertainty")
+    summed = {json.loads(line)["meta"]["record_id"]: json.loads(line)["meta"]["selection_score"]
+              for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    run_tasks(docs, tmp_path / "articles.jsonl", model=tiny_model, select="uncertainty-per-char", per_article=True)
+    rows = [json.loads(line)["meta"] for line in (tmp_path / "articles.jsonl").read_text().splitlines()]
+    expected = {}
+    for doc in docs:
+        doubt, chars = expected.get(doc.meta["article_id"], (0.0, 0))
+        expected[doc.meta["article_id"]] = (doubt + summed[doc.id], chars + len(doc.text))
+    density = {a: doubt / chars * 1000 for a, (doubt, chars) in expected.items()}
+    assert [r["selection_score"] for r in rows] == sorted((r["selection_score"] for r in rows), reverse=True)
+    for row in rows:
+        assert row["selection_score"] == pytest.approx(density[row["article_id"]], abs=1e-2)
+        assert " per 1,000 characters (" in row["selection_reason"]
+    assert rows[0]["article_id"] == max(density, key=density.get)
 
 @pytest.mark.slow
 def test_select_score_records_parts_are_bounded(tiny_model):
