@@ -81,6 +81,13 @@ class Strategy(str, Enum):
     annotator = "annotator"
 
 
+class Selection(str, Enum):
+    random = "random"
+    uncertainty = "uncertainty"
+    diverse = "diverse"
+    uncertainty_per_char = "uncertainty-per-char"
+
+
 class Misaligned(str, Enum):
     expand = "expand"
     contract = "contract"
@@ -173,7 +180,7 @@ def tasks_cmd(
     schema: SchemaOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     force: ForceOpt = False,
-    select: Annotated[str | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty, diverse or uncertainty-per-char (doubt per 1,000 characters); all but random need --model.")] = None,
+    select: Annotated[Selection | None, typer.Option("--select", help="Active learning: rank the records by random, uncertainty, diverse or uncertainty-per-char (doubt per 1,000 characters); all but random need --model.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="With --select: keep the first N records of the ranking.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random and diverse selection.")] = 0,
     per_article: Annotated[bool, typer.Option("--per-article", help="With --select: choose whole articles (all their chunks, scores summed); --limit counts articles.")] = False,
@@ -205,7 +212,8 @@ def tasks_cmd(
     summary = run_tasks(gate(progress(read_docs(articles), "reading")), out, unit=unit.value, patterns=patterns,
                         patterns_file=patterns_file, model=model, schema=sch,
                         wrap=lambda docs: progress(docs, "suggesting"), force=force,
-                        select=select, limit=limit, seed=seed, skip_ids=skip, per_article=per_article)
+                        select=select.value if select else None, limit=limit, seed=seed, skip_ids=skip,
+                        per_article=per_article)
     summary.update(_gate_summary(gate))
     report(summary, as_json=as_json, title="tasks")
 

@@ -236,11 +236,10 @@ def test_select_run_tasks_per_article_needs_select(tmp_path):
         run_tasks(chunked(), tmp_path / "t.jsonl", per_article=True)
     assert not (tmp_path / "t.jsonl").exists()
 
+
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--select", "foo"], "unknown selection strategy 'foo'"),
     (["--select", "random", "--limit", "0"], "--limit must be at least 1, got 0"),
     (["--select", "uncertainty"], "--select uncertainty needs --model"),
-    (["--select", "uncertainty-per-word"], "unknown selection strategy 'uncertainty-per-word'"),
     (["--select", "uncertainty-per-char"], "--select uncertainty-per-char needs --model"),
     (["--limit", "3"], "--limit needs --select"),
 ])
@@ -252,6 +251,17 @@ def test_select_cli_bad_values_one_line(tmp_path, extra, message):
     assert result.exit_code == 1
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["foo", "uncertainty-per-word"])
+def test_select_cli_unknown_strategy_is_a_usage_error(tmp_path, name):
+    src = tmp_path / "articles.jsonl"
+    write_jsonl(src, articles())
+    result = CliRunner().invoke(app, ["tasks", str(src), "--out", str(tmp_path / "tasks.jsonl"), "--select", name])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.replace("│", " ").split())  # typer's error box wraps long lines
+    assert f"'{name}' is not one of 'random', 'uncertainty', 'diverse', 'uncertainty-per-char'" in flat
+    assert not (tmp_path / "tasks.jsonl").exists()
 
 
 def test_select_cli_skip_ids_file(tmp_path):
