@@ -153,13 +153,14 @@ def restore(archive: Path, data_dir: Path, *, force: bool = False) -> dict[str, 
         if not fresh:
             _check_replaceable(data_dir, kind, force=force)
         created_dir = not data_dir.exists()
+        kept = None
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             doccano_db.configure(data_dir, kind)
             if kind == "sqlite":
                 _restore_sqlite(payload, data_dir)
             else:
-                _restore_postgres(payload, data_dir, replace=not fresh)
+                kept = _restore_postgres(payload, data_dir, replace=not fresh)
         except BaseException:
             if fresh:  # leave the place as it was: absent or empty
                 doccano_db.stop_cluster(data_dir)
@@ -172,7 +173,7 @@ def restore(archive: Path, data_dir: Path, *, force: bool = False) -> dict[str, 
     (data_dir / doccano_server.INIT_MARKER).write_text(f"Doccano {doccano_server.DOCCANO_VERSION} (restored)\n", encoding="utf-8")
     log.info("restored %s into %s", archive, data_dir)
     return {"data_dir": str(data_dir), "input": str(archive), "database": kind, "created_at": manifest["created_at"],
-            "bytes": manifest["bytes"], "replaced": not fresh}
+            "bytes": manifest["bytes"], "replaced": not fresh, **({"replaced_database_kept_as": kept} if kept else {})}
 
 
 def _check_replaceable(data_dir: Path, kind: str, *, force: bool) -> None:
@@ -200,12 +201,35 @@ def _restore_sqlite(payload: Path, data_dir: Path) -> None:
     os.replace(staged, target)
 
 
-def _restore_postgres(payload: Path, data_dir: Path, *, replace: bool) -> None:
+def _restore_postgres(payload: Path, data_dir: Path, *, replace: bool) -> str | None:
+    """``pg_restore`` into the data dir's database. Replacing one (``--force``), the dump goes into a staging
+    database first; only once it restored whole are the names swapped, in one transaction: the old database
+    stays beside it as ``<name>_replaced_<UTC time>`` (drop it with ``dropdb`` when sure), so a failed or
+    mistaken restore loses nothing."""
     with doccano_db.available(data_dir):
         env = doccano_db.pg_env(data_dir)
-        if replace:
-            admin_env = env | {"PGDATABASE": "postgres"}
-            doccano_db.pg_tool("dropdb", "--if-exists", env["PGDATABASE"], env=admin_env, what="dropping the old database")
-            doccano_db.pg_tool("createdb", env["PGDATABASE"], env=admin_env, what="creating an empty database")
-        doccano_db.pg_tool("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-                           "-d", env["PGDATABASE"], str(payload), env=env, what=f"pg_restore into {data_dir}")
+        name = env["PGDATABASE"]
+        if not replace:
+            _pg_restore(payload, data_dir, env, name)
+            return None
+        admin_env = env | {"PGDATABASE": "postgres"}
+        staging = f"{name}_restoring"
+        doccano_db.pg_tool("dropdb", "--if-exists", staging, env=admin_env, what="dropping a stale staging database")
+        doccano_db.pg_tool("createdb", staging, env=admin_env, what="creating the staging database")
+        try:
+            _pg_restore(payload, data_dir, env, staging)
+        except BaseException:
+            doccano_db.pg_tool("dropdb", "--if-exists", staging, env=admin_env, what="dropping the staging database")
+            raise
+        kept = f"{name}_replaced_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        doccano_db.pg_tool("psql", "-v", "ON_ERROR_STOP=1", "-c",
+                           f'BEGIN; ALTER DATABASE "{name}" RENAME TO "{kept}"; '
+                           f'ALTER DATABASE "{staging}" RENAME TO "{name}"; COMMIT;',
+                           env=admin_env, what="swapping the restored database in")
+        log.warning("the replaced database of %s is kept as %s", data_dir, kept)
+        return kept
+
+
+def _pg_restore(payload: Path, data_dir: Path, env: dict[str, str], database: str) -> None:
+    doccano_db.pg_tool("pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+                       "-d", database, str(payload), env=env, what=f"pg_restore into {data_dir}")

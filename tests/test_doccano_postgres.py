@@ -4,6 +4,7 @@ secrets, and backup -> restore into a fresh data dir -> identical pull, for SQLi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import secrets
@@ -215,6 +216,7 @@ def test_doccano_backup_never_replaces_an_older_backup_unless_forced(tmp_path: P
     doccano_backup.restore(older, tmp_path / "fresh")
     assert sqlite_rows(tmp_path / "fresh") == ["Kyiv"]
 
+
 # ------------------------------------------------------------------------------ a real local cluster
 
 
@@ -237,6 +239,49 @@ def test_doccano_db_cluster_loopback_scram_and_stopped(pg_dir: Path) -> None:
     assert processes_mentioning(str(pg_dir / "pgdata")) == []
     assert doccano_db.cluster_port(pg_dir) is None and port is not None
 
+
+
+def pg_rows(data_dir: Path, database: str | None = None) -> list[str]:
+    env = doccano_db.pg_env(data_dir) | ({"PGDATABASE": database} if database else {})
+    return doccano_db.pg_tool("psql", "-Atc", "SELECT x FROM t ORDER BY x", env=env, what="psql").split()
+
+
+def pg_databases(data_dir: Path) -> list[str]:
+    env = doccano_db.pg_env(data_dir) | {"PGDATABASE": "postgres"}
+    return doccano_db.pg_tool("psql", "-Atc", "SELECT datname FROM pg_database WHERE datname LIKE 'doccano%' ORDER BY 1",
+                              env=env, what="psql").split()
+
+
+@needs_postgres
+@pytest.mark.slow
+def test_doccano_restore_force_into_postgres_keeps_the_replaced_database(pg_dir: Path, tmp_path: Path) -> None:
+    doccano_db.configure(pg_dir, "postgres")
+    doccano_db.start_cluster(pg_dir)
+    psql = lambda sql: doccano_db.pg_tool("psql", "-v", "ON_ERROR_STOP=1", "-c", sql, env=doccano_db.pg_env(pg_dir), what="psql")
+    psql("CREATE TABLE t (x text); INSERT INTO t VALUES ('Kyiv')")
+    doccano_backup.backup(pg_dir, tmp_path / "b.tar.gz")
+    psql("INSERT INTO t VALUES ('Vilnius')")  # work done after the backup
+    # a backup whose manifest checks out but whose dump pg_restore refuses: the current database is untouched
+    bad = tmp_path / "bad.tar.gz"
+    junk = b"not a pg_dump archive"
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    manifest |= {"bytes": len(junk), "sha256": hashlib.sha256(junk).hexdigest()}
+    with tarfile.open(bad, "w:gz") as tar:
+        for name, blob in (("manifest.json", json.dumps(manifest).encode()), (manifest["payload"], junk)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    with pytest.raises(DoccanoError, match="pg_restore into .* failed"):
+        doccano_backup.restore(bad, pg_dir, force=True)
+    assert pg_rows(pg_dir) == ["Kyiv", "Vilnius"] and pg_databases(pg_dir) == ["doccano"]
+    # a good one: the restored database takes the name, the replaced one is kept beside it
+    summary = doccano_backup.restore(tmp_path / "b.tar.gz", pg_dir, force=True)
+    kept = summary["replaced_database_kept_as"]
+    assert summary["replaced"] is True and kept.startswith("doccano_replaced_")
+    assert pg_rows(pg_dir) == ["Kyiv"]
+    assert pg_rows(pg_dir, kept) == ["Kyiv", "Vilnius"]
+    assert pg_databases(pg_dir) == ["doccano", kept]
 
 # ------------------------------------------------------------------ real Doccano servers on PostgreSQL
 
