@@ -208,8 +208,8 @@ def test_doccano_backup_never_replaces_an_older_backup_unless_forced(tmp_path: P
     older.write_bytes(b"an older backup")
     result = CliRunner().invoke(app, ["doccano", "backup", "--out", str(older), "--data-dir", str(source)])
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [f"error: {older} already exists (an earlier backup?): write to a new "
-                                                  "file, or pass --force to replace it"]
+    message = f"error: {older} already exists (an earlier backup?): write to a new file, or pass --force to replace it"
+    assert result.stderr.strip().splitlines() == [message]
     assert older.read_bytes() == b"an older backup"
     forced = CliRunner().invoke(app, ["doccano", "backup", "--out", str(older), "--data-dir", str(source), "--force"])
     assert forced.exit_code == 0, forced.output
