@@ -337,12 +337,17 @@ def test_select_run_tasks_diverse_with_tiny_model(tiny_model, tmp_path):
     assert rows[1]["meta"]["selection_reason"].startswith("cosine distance ") and rows[1]["meta"]["selection_score"] > 0
 
 
+def two_chunk_articles_and_summed_scores(model: str, tmp_path) -> tuple[list[LabelledDoc], dict[str, float]]:
+    """UNSEEN as articles of two chunks (the last of one), and each chunk's summed-uncertainty score."""
+    docs = [LabelledDoc(f"art{i // 2}#{i % 2}", text, {"article_id": f"art{i // 2}"}) for i, text in enumerate(UNSEEN)]
+    run_tasks(docs, tmp_path / "records.jsonl", model=model, select="uncertainty")
+    rows = [json.loads(line)["meta"] for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    return docs, {meta["record_id"]: meta["selection_score"] for meta in rows}
+
+
 @pytest.mark.slow
 def test_select_uncertainty_per_article_sums_its_chunks(tiny_model, tmp_path):
-    docs = [LabelledDoc(f"art{i // 2}#{i % 2}", text, {"article_id": f"art{i // 2}"}) for i, text in enumerate(UNSEEN)]
-    run_tasks(docs, tmp_path / "records.jsonl", model=tiny_model, select="uncertainty")
-    per_record = {json.loads(line)["meta"]["record_id"]: json.loads(line)["meta"]["selection_score"]
-                  for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    docs, per_record = two_chunk_articles_and_summed_scores(tiny_model, tmp_path)
     summary = run_tasks(docs, tmp_path / "articles.jsonl", model=tiny_model, select="uncertainty", per_article=True, limit=1)
     rows = [json.loads(line)["meta"] for line in (tmp_path / "articles.jsonl").read_text().splitlines()]
     article = rows[0]["article_id"]
@@ -356,10 +361,7 @@ def test_select_uncertainty_per_article_sums_its_chunks(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_select_uncertainty_per_char_per_article_divides_by_the_article_length(tiny_model, tmp_path):
-    docs = [LabelledDoc(f"art{i // 2}#{i % 2}", text, {"article_id": f"art{i // 2}"}) for i, text in enumerate(UNSEEN)]
-    run_tasks(docs, tmp_path / "records.jsonl", model=tiny_model, select="uncertainty")
-    summed = {json.loads(line)["meta"]["record_id"]: json.loads(line)["meta"]["selection_score"]
-              for line in (tmp_path / "records.jsonl").read_text().splitlines()}
+    docs, summed = two_chunk_articles_and_summed_scores(tiny_model, tmp_path)
     run_tasks(docs, tmp_path / "articles.jsonl", model=tiny_model, select="uncertainty-per-char", per_article=True)
     rows = [json.loads(line)["meta"] for line in (tmp_path / "articles.jsonl").read_text().splitlines()]
     expected = {}
