@@ -2,8 +2,8 @@
 # The main job on the embedded default, on the diplomacy-defence corpus: ingest the raw articles, pre-annotate them
 # with the shipped model, start a local Doccano (127.0.0.1, SQLite), push the project, let two annotators' work
 # (the gold, and the independent second pass on the double-annotated articles) reach it through the annotation API,
-# pull everything back and check it equals the gold, measure agreement and adjudicate, train and evaluate a pipeline,
-# publish the corpus, stop the server. Outputs: corpora/demo/, models/demo/, dist/ (git-ignored).
+# pull everything back and check it equals the gold, back up the database, measure agreement and adjudicate, train,
+# evaluate and package a pipeline, publish the corpus, stop the server. Outputs: corpora/demo/, models/demo/, dist/ (git-ignored).
 # DEMO_QUICK=1 (make demo-quick) trains for fewer steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,24 +78,30 @@ write_jsonl(f"{out}/annotators.jsonl", people)
 print(f"{len(people)} annotator records -> {out}/annotators.jsonl (the admin's records are the model's suggestions)")
 EOF
 
-step "8. agreement between the two annotators (on the articles both labelled) -> $OUT/agreement.json"
+step "8. back up Doccano's database while it runs (SQLite online backup, checked manifest) -> $OUT/doccano-backup.tar.gz"
+$A doccano backup --out $OUT/doccano-backup.tar.gz
+
+step "9. agreement between the two annotators (on the articles both labelled) -> $OUT/agreement.json"
 $A agreement $OUT/annotators.jsonl --out $OUT/agreement.json
 
-step "9. adjudicate (annotator1 wins ties) -> $OUT/gold.jsonl; every disagreement -> $OUT/gold.review.jsonl"
+step "10. adjudicate (annotator1 wins ties) -> $OUT/gold.jsonl; every disagreement -> $OUT/gold.review.jsonl"
 $A adjudicate $OUT/annotators.jsonl --out $OUT/gold.jsonl --prefer annotator1
 
-step "10. spaCy DocBins of the gold: article-level hash split 0.8/0.1/0.1 -> $OUT/bins"
+step "11. spaCy DocBins of the gold: article-level hash split 0.8/0.1/0.1 -> $OUT/bins"
 $A docbin $OUT/gold.jsonl --out $OUT/bins --ratios 0.8,0.1,0.1
 
-step "11. train NER + relations on en_core_web_md ($STEPS steps on CPU; dev picks the checkpoint and the thresholds)"
+step "12. train NER + relations on en_core_web_md ($STEPS steps on CPU; dev picks the checkpoint and the thresholds)"
 $A train models/configs/ner-rel-md.cfg --base en_core_web_md --output $MODEL \
   --paths.train $OUT/bins/train.spacy --paths.dev $OUT/bins/dev.spacy --paths.tune $OUT/bins/dev.spacy \
   --training.max_steps=$STEPS --training.eval_frequency=200
 
-step "12. evaluate on the test split (never seen in training or selection), per label, with plots -> $MODEL/eval"
+step "13. evaluate on the test split (never seen in training or selection), per label, with plots -> $MODEL/eval"
 $A evaluate $MODEL/model-best $OUT/bins/test.jsonl --out $MODEL/eval --bootstrap 500
 
-step "13. publish the corpus as a Hugging Face dataset folder -> dist/diplomacy-defence (Parquet + card; no upload)"
+step "14. package the trained model as a wheel with its Hub model card -> dist/en_diplomacy_defence_demo-0.1.0/"
+$A package $MODEL/model-best --name en_diplomacy_defence_demo --version 0.1.0 --out dist/
+
+step "15. publish the corpus as a Hugging Face dataset folder -> dist/diplomacy-defence (Parquet + card; no upload)"
 $A publish $CORPUS/labelled.jsonl --out dist/diplomacy-defence --name diplomacy-defence
 
-step "done in $(( $(date +%s) - STARTED )) s: Doccano stops now; outputs in $OUT/, $MODEL/ and dist/diplomacy-defence/"
+step "done in $(( $(date +%s) - STARTED )) s: Doccano stops now; outputs in $OUT/, $MODEL/, dist/en_diplomacy_defence_demo-0.1.0/ and dist/diplomacy-defence/"
