@@ -38,10 +38,10 @@ from .predict import (
     DEFAULT_BATCH_SIZE,
     PARTIAL_SUFFIX,
     PROGRESS_NAME,
-    check_same_run,
     counted,
     files_signature,
     load_model,
+    open_progress,
     predict_docs,
     run_key,
     write_records,
@@ -183,24 +183,6 @@ def connect(scheduler: str) -> Iterator[Client]:
         yield client
 
 
-def _open_progress(folder: Path, key: dict[str, str], *, restart: bool) -> dict[str, Any] | None:
-    """The saved plan and finished partitions of an interrupted run with this key (None: start afresh)."""
-    progress = folder / PROGRESS_NAME
-    if folder.exists() and (restart or not progress.is_file()):
-        shutil.rmtree(folder)
-        return None
-    if not folder.exists():
-        return None
-    try:
-        saved = json.loads(progress.read_text(encoding="utf-8"))
-        old_key = saved["key"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise OutputError(f"{progress}: unreadable progress file of an interrupted run ({err}); "
-                          "pass --restart to discard that run") from err
-    check_same_run(folder, old_key, key)
-    return saved
-
-
 def _manifest_docs(out: Path) -> int:
     try:
         return int(json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))["docs"])
@@ -243,7 +225,7 @@ def predict_distributed(
     fmt = "parquet" if is_parquet(out) else "jsonl"
     key = run_key(model_path, paths, fmt)
     folder = out.with_name(out.name + PARTIAL_SUFFIX)
-    saved = _open_progress(folder, key, restart=restart)
+    saved = open_progress(folder, key, restart=restart, fields={"plan": list, "done": dict})
     with connect(scheduler) as client:
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         if saved is not None:

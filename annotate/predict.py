@@ -189,6 +189,31 @@ def check_same_run(folder: Path, saved: dict[str, str], key: dict[str, str]) -> 
                           "here; give the same model and inputs to continue it, or pass --restart to discard it")
 
 
+def open_progress(folder: Path, key: dict[str, str], *, restart: bool = False,
+                  fields: dict[str, type] | None = None) -> dict[str, Any] | None:
+    """The progress file of an interrupted run in ``folder``, if it can be continued with this run's ``key``.
+
+    None means start afresh: no folder, or one without a progress file or given up with ``restart`` (it is then
+    removed). A progress file that cannot be read, or lacks ``key`` or one of ``fields`` (name -> type), is one
+    OutputError; a run with another key is refused (:func:`check_same_run`)."""
+    progress = folder / PROGRESS_NAME
+    if folder.exists() and (restart or not progress.is_file()):
+        shutil.rmtree(folder)
+        return None
+    if not folder.exists():
+        return None
+    try:
+        saved = json.loads(progress.read_text(encoding="utf-8"))
+        wrong = [name for name, kind in {"key": dict, **(fields or {})}.items() if not isinstance(saved[name], kind)]
+        if wrong:
+            raise TypeError(f"{', '.join(wrong)} of the wrong type")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise OutputError(f"{progress}: unreadable progress file of an interrupted run ({err}); "
+                          "pass --restart to discard that run") from err
+    check_same_run(folder, saved["key"], key)
+    return saved
+
+
 @dataclass
 class PartialRun:
     """The part files of an unfinished run in ``<out>.partial/`` and their list in ``progress.json``."""
@@ -203,19 +228,10 @@ class PartialRun:
         """The partial run beside ``out``: continued when its key matches, else refused (or, with ``restart``,
         discarded). Part files not listed in the progress file (a kill between rename and listing) are removed."""
         run = cls(out.with_name(out.name + PARTIAL_SUFFIX), key, key["format"])
-        progress = run.folder / PROGRESS_NAME
-        if run.folder.exists() and (restart or not progress.is_file()):
-            run.discard()
-        elif run.folder.exists():
-            try:
-                saved = json.loads(progress.read_text(encoding="utf-8"))
-                old_key, parts = saved["key"], list(saved["parts"])
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                raise OutputError(f"{progress}: unreadable progress file of an interrupted run ({err}); "
-                                  "pass --restart to discard that run") from err
-            check_same_run(run.folder, old_key, key)
-            run.parts = parts
-            listed = {p["file"] for p in parts} | {PROGRESS_NAME}
+        saved = open_progress(run.folder, key, restart=restart, fields={"parts": list})
+        if saved is not None:
+            run.parts = saved["parts"]
+            listed = {p["file"] for p in run.parts} | {PROGRESS_NAME}
             for stray in run.folder.iterdir():
                 if stray.name not in listed:
                     stray.unlink()
