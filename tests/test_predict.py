@@ -25,7 +25,7 @@ from annotate.parquet import (
     row_to_record,
     write_parquet,
 )
-from annotate.predict import PARTIAL_SUFFIX, predict
+from annotate.predict import PARTIAL_SUFFIX, PROGRESS_NAME, open_progress, predict
 from annotate.records import LabelledDoc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +204,36 @@ KILLER = textwrap.dedent("""
     predict(sys.argv[1], [sys.argv[2]], sys.argv[3], checkpoint_every=5, on_record=on_record)
 """)
 
+
+KEY = {"model": "m1", "inputs": "i1", "format": "jsonl"}
+
+
+@pytest.mark.parametrize(("content", "fields", "message"), [
+    ("{not json", {"parts": list}, "unreadable progress file of an interrupted run .*Expecting property name"),
+    ('{"parts": []}', {"parts": list}, "unreadable progress file .*'key'"),
+    (json.dumps({"key": KEY, "parts": 5}), {"parts": list}, r"unreadable progress file .*\(parts of the wrong type\)"),
+    (json.dumps({"key": KEY, "plan": [], "done": []}), {"plan": list, "done": dict}, r"\(done of the wrong type\)"),
+    (json.dumps({"key": {**KEY, "model": "m2"}, "parts": []}), {"parts": list}, "an interrupted run with another model"),
+])
+def test_predict_open_progress_refuses_what_it_cannot_continue(tmp_path, content, fields, message):
+    folder = tmp_path / f"out.jsonl{PARTIAL_SUFFIX}"
+    folder.mkdir()
+    (folder / PROGRESS_NAME).write_text(content, encoding="utf-8")
+    with pytest.raises(OutputError, match=message):
+        open_progress(folder, KEY, fields=fields)
+    assert (folder / PROGRESS_NAME).read_text(encoding="utf-8") == content  # kept for the user to decide
+
+
+def test_predict_open_progress_continues_or_starts_afresh(tmp_path):
+    folder = tmp_path / f"out.jsonl{PARTIAL_SUFFIX}"
+    assert open_progress(folder, KEY) is None  # no interrupted run
+    folder.mkdir()
+    (folder / "part-00000.jsonl").write_text("{}\n")
+    assert open_progress(folder, KEY) is None and not folder.exists()  # no progress file: nothing to continue
+    folder.mkdir()
+    (folder / PROGRESS_NAME).write_text(json.dumps({"key": KEY, "parts": [{"file": "p", "docs": 3}]}))
+    assert open_progress(folder, KEY, fields={"parts": list})["parts"] == [{"file": "p", "docs": 3}]
+    assert open_progress(folder, KEY, restart=True) is None and not folder.exists()
 
 @pytest.mark.slow
 def test_predict_resumes_after_sigkill_byte_for_byte(model, articles, tmp_path):
