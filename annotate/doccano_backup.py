@@ -20,7 +20,6 @@ not running).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -36,6 +35,7 @@ from typing import Any
 
 from . import doccano_db, doccano_server
 from .errors import DoccanoError, InputError, OutputError
+from .records import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,6 @@ MANIFEST = "manifest.json"
 PAYLOADS = {"sqlite": "database.sqlite3", "postgres": "database.pgdump"}
 CHUNK = 1 << 20
 MANIFEST_MAX_BYTES = 64 * 1024
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -------------------------------------------------------------------------------------------- backup
@@ -75,7 +67,7 @@ def backup(data_dir: Path, out: Path, *, force: bool = False) -> dict[str, Any]:
                                    env=doccano_db.pg_env(data_dir), what=f"pg_dump of {data_dir}")
         manifest = {"format": FORMAT, "database": stored, "doccano": doccano_server.DOCCANO_VERSION,
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "payload": payload.name,
-                    "bytes": payload.stat().st_size, "sha256": _sha256(payload)}
+                    "bytes": payload.stat().st_size, "sha256": file_sha256(payload)}
         partial = Path(tmp) / "backup.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
             blob = json.dumps(manifest, indent=2).encode("utf-8")
@@ -119,7 +111,7 @@ def read_manifest(archive: Path, workdir: Path) -> tuple[dict[str, Any], Path]:
                 shutil.copyfileobj(src, dst, CHUNK)
     except (tarfile.TarError, EOFError, zlib.error, OSError, KeyError) as err:
         raise InputError(f"not a complete Doccano backup (truncated, or not made by `annotate doccano backup`): {err}", path=archive) from err
-    size, digest = payload.stat().st_size, _sha256(payload)
+    size, digest = payload.stat().st_size, file_sha256(payload)
     if size != manifest["bytes"] or digest != manifest["sha256"]:
         raise InputError(f"the database in the backup is damaged ({size} bytes, sha256 {digest[:12]}...; "
                          f"the manifest says {manifest['bytes']} bytes, {str(manifest['sha256'])[:12]}...)", path=archive)

@@ -25,7 +25,6 @@ precision, recall and F1 of exact entities, end-to-end relations and relations g
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -38,7 +37,7 @@ from typing import Any
 
 from . import hub
 from .errors import InputError, OutputError
-from .records import OutputSet, write_json
+from .records import OutputSet, file_sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -306,14 +305,6 @@ def _build_wheel(folder: Path, wheels: Path) -> Path:
     return built[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_package(model: Path | str, out: Path | str, *, name: str, version: str, metrics: Path | str | None = None,
                   dataset: str = "diplomacy-defence", split: str = "test", license_id: str = "cc-by-4.0",
                   push_to_hub: str | None = None, token: str | None = None, private: bool = True) -> dict[str, Any]:
@@ -340,7 +331,7 @@ def build_package(model: Path | str, out: Path | str, *, name: str, version: str
         package_meta = json.loads((spacy_folder / "meta.json").read_text(encoding="utf-8"))
         wheel = folder / built.name
         report = {"out": str(folder), "name": name, "version": version, "model": str(model),
-                  "wheel": str(wheel), "wheel_sha256": _sha256(built), "wheel_bytes": built.stat().st_size,
+                  "wheel": str(wheel), "wheel_sha256": file_sha256(built), "wheel_bytes": built.stat().st_size,
                   "card": str(folder / "README.md"), "metrics": str(metrics_path),
                   "requirements": package_meta.get("requirements", []), "pipeline": meta["pipeline"]}
         with OutputSet() as outputs:

@@ -22,6 +22,7 @@ same folder, then rename), so a failed run never leaves a partial file behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -375,6 +376,12 @@ def _replace_all(moves: list[tuple[Path, Path]], backups: list[Path]) -> None:
             raise OutputError(f"{moves[len(done)][1]}: cannot replace ({err.strerror or err}); "
                               "the earlier files were put back") from err
         raise
+
+
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (files here can be large: wheels, database dumps)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def count_lines(path: Path | str) -> int:
