@@ -387,19 +387,25 @@ def existing_record_ids(conn: Connection, project: ProjectRef) -> dict[str, int]
     return {record_id: ids[0] for record_id, ids in examples_by_record(conn, project).items()}
 
 
-def examples_by_record(conn: Connection, project: ProjectRef) -> dict[str, list[int]]:
-    """record_id -> the project's example ids holding it, oldest first (paged by LIST_PAGE)."""
-    found: dict[str, list[int]] = {}
+def paged(conn: Connection, resource: str, *, what: str) -> Iterator[dict[str, Any]]:
+    """The rows of a Doccano listing, LIST_PAGE per request (a listing that answers a bare list is one page)."""
     offset = 0
     while True:
-        page = conn.get(f"projects/{project.id}/examples", what=f"listing examples of project {project.name!r}", limit=LIST_PAGE, offset=offset)
-        for example in page.get("results", []):
-            record_id = _record_id_of(example.get("meta") or {})
-            if record_id is not None:
-                found.setdefault(record_id, []).append(example["id"])
+        page = conn.get(resource, what=what, limit=LIST_PAGE, offset=offset)
+        yield from page.get("results", []) if isinstance(page, dict) else page
         offset += LIST_PAGE
-        if not page.get("next"):
-            return {record_id: sorted(ids) for record_id, ids in found.items()}
+        if not isinstance(page, dict) or not page.get("next"):
+            return
+
+
+def examples_by_record(conn: Connection, project: ProjectRef) -> dict[str, list[int]]:
+    """record_id -> the project's example ids holding it, oldest first."""
+    found: dict[str, list[int]] = {}
+    for example in paged(conn, f"projects/{project.id}/examples", what=f"listing examples of project {project.name!r}"):
+        record_id = _record_id_of(example.get("meta") or {})
+        if record_id is not None:
+            found.setdefault(record_id, []).append(example["id"])
+    return {record_id: sorted(ids) for record_id, ids in found.items()}
 
 
 def remove_repeated_uploads(conn: Connection, project: ProjectRef, record_ids: set[str]) -> int:
@@ -847,15 +853,9 @@ def _type_names(conn: Connection, project: ProjectRef) -> dict[str, dict[int, st
 def _comments_by_example_user(conn: Connection, project: ProjectRef) -> dict[tuple[int, str], list[dict[str, Any]]]:
     """(example id, username) -> that user's comments there, shaped as in the export (``{"id", "comment"}``)."""
     out: dict[tuple[int, str], list[dict[str, Any]]] = {}
-    offset = 0
-    while True:
-        page = conn.get(f"projects/{project.id}/comments", what=f"listing comments of project {project.name!r}", limit=LIST_PAGE, offset=offset)
-        rows = page.get("results", []) if isinstance(page, dict) else page
-        for row in rows:
-            out.setdefault((row["example"], row["username"]), []).append({"id": row["id"], "comment": row["text"]})
-        offset += LIST_PAGE
-        if not isinstance(page, dict) or not page.get("next"):
-            return out
+    for row in paged(conn, f"projects/{project.id}/comments", what=f"listing comments of project {project.name!r}"):
+        out.setdefault((row["example"], row["username"]), []).append({"id": row["id"], "comment": row["text"]})
+    return out
 
 
 @dataclass
