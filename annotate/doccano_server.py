@@ -363,15 +363,16 @@ def add_account(
         raise DoccanoError(f"unknown role {role!r}: expected one of {', '.join(ACCOUNT_ROLES)}")
     if not username or username != username.strip() or ":" in username:
         raise DoccanoError(f"bad user name {username!r}: no spaces at the ends and no ':' (push uses NAME:ROLE)")
-    if not init_marker_present(data_dir):
-        raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
+    require_initialised(data_dir)
     admin = role == "admin"
     created = create_user(data_dir, Credentials(username, password), admin=admin, venv=venv, role=None if admin else role)
     return {"user": username, "role": role, "created": created, "data_dir": str(data_dir)}
 
 
-def init_marker_present(data_dir: Path) -> bool:
-    return (Path(data_dir) / INIT_MARKER).is_file()
+def require_initialised(data_dir: Path) -> None:
+    """Raise unless ``data_dir`` is a Doccano data dir that has been served (initialised) at least once."""
+    if not (Path(data_dir) / INIT_MARKER).is_file():
+        raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
 
 
 def list_accounts(data_dir: Path, *, venv: Path | None = None) -> list[dict[str, object]]:
@@ -380,8 +381,7 @@ def list_accounts(data_dir: Path, *, venv: Path | None = None) -> list[dict[str,
     Read from the database directly (works whether or not the server runs, needs no login).
     """
     venv = venv or default_venv()
-    if not init_marker_present(data_dir):
-        raise DoccanoError(f"{data_dir}: not a Doccano data dir yet (start it once with `annotate doccano serve`)")
+    require_initialised(data_dir)
     with doccano_db.available(data_dir):  # a stopped local PostgreSQL runs for the while
         out = _run([str(_bin(venv, "python")), "-c", _LIST_SNIPPET], env=server_env(data_dir), cwd=backend_dir(venv),
                    timeout=USER_TIMEOUT_S, what=f"listing Doccano users of {data_dir}")
